@@ -1,0 +1,1 @@
+"""The deployment pipeline: smoke, switch, monitor, rollback, deploy (``python -m scripts``)."""

@@ -1,0 +1,65 @@
+"""Metric sources the post-switch monitor reads, one module per provider.
+
+Every target exports a ``metrics`` stack output whose ``source`` names the module here
+that reads it (``cloudwatch``, ``cloud_monitoring``, ``azure_monitor``, ``haproxy``); the
+rest of that object is what the module needs (ids, region). A new cloud adds one module
+and touches nothing else, the way Argo Rollouts keeps its metric providers apart.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class MetricsSample:
+    """One colour's traffic over one window. ``None`` means the source had no data."""
+
+    color: str
+    start: datetime
+    end: datetime
+    requests: int | None
+    errors: int | None
+    p99_ms: float | None
+
+    @property
+    def error_rate(self) -> float | None:
+        if self.requests is None or self.errors is None or self.requests == 0:
+            return None
+        return self.errors / self.requests
+
+    @property
+    def has_data(self) -> bool:
+        return self.requests is not None and self.requests > 0
+
+
+class MetricsSource(Protocol):
+    """Reads request count, 5xx count and p99 latency of one colour over a window."""
+
+    def sample(self, color: str, start: datetime, end: datetime) -> MetricsSample: ...
+
+
+class MetricsSourceError(RuntimeError):
+    """The stack's ``metrics`` output names no known source or lacks what it needs."""
+
+
+def metrics_source_for(metrics: Mapping[str, Any], **options: Any) -> MetricsSource:
+    """Build the source named by ``metrics["source"]`` from the stack's ``metrics`` output.
+
+    Each source module exposes ``from_outputs(metrics, **options) -> MetricsSource``.
+    """
+    name = metrics.get("source")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise MetricsSourceError(f"stack output metrics.source = {name!r} is not a metrics source name")
+    module_name = f"{__name__}.{name}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        raise MetricsSourceError(f"no metrics source module {module_name} for metrics.source = {name!r}") from None
+    return module.from_outputs(metrics, **options)
