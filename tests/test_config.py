@@ -147,3 +147,20 @@ def test_with_changes_revalidates() -> None:
     assert changed.cloud_settings == {"vpc_id": "vpc-1"}
     with pytest.raises(ConfigError):
         cfg.with_changes(live_color="purple")
+
+
+def test_a_target_not_built_in_this_checkout_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from components import targets
+
+    real = importlib.import_module
+
+    def missing(name: str, *args: object) -> object:
+        if name == "components.gcp":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real(name, *args)
+
+    monkeypatch.setattr(targets.importlib, "import_module", missing)
+    with pytest.raises(ConfigError, match="the gcp target is not built in this checkout yet"):
+        targets.build_target(parse(cloud="gcp"))
