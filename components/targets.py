@@ -9,6 +9,7 @@ up by name keeps a new cloud to one new module, with nothing else to edit.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Mapping
 from typing import Any, Protocol
 
