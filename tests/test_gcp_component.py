@@ -7,9 +7,10 @@ from typing import Any
 
 import pulumi
 import pytest
+import yaml
 
 from components.config import ConfigError
-from tests.pulumi_harness import SECRET, ProgramFailedError, Registration, StackRun, run_stack
+from tests.pulumi_harness import ROOT, SECRET, ProgramFailedError, Registration, StackRun, run_stack
 
 PROVIDER = {"gcp:project": "shop-prod-1234", "gcp:region": "europe-west1"}
 PASSWORD = "mock-generated-password-3f9a"
@@ -292,3 +293,15 @@ def test_a_stack_name_gcp_cannot_use_is_refused() -> None:
     with pytest.raises(ProgramFailedError) as failure:
         gcp_stack(stack="Prod_EU")
     assert "rename the stack" in str(failure.value.cause) and failure.value.resources == []
+
+
+def test_the_readme_example_stack_builds() -> None:
+    """The stack file shown in the README's GCP section is valid and builds what it says."""
+    section = (ROOT / "README.md").read_text().split("## Deploying to GCP", 1)[1]
+    example = yaml.safe_load(section.split("```yaml", 1)[1].split("```", 1)[0])["config"]
+    provider = {k: v for k, v in example.items() if k.startswith("gcp:")}
+    config = {k.removeprefix("bluegreen:"): v for k, v in example.items() if k.startswith("bluegreen:")}
+    run = run_stack(config, stack="prod-gcp", provider_config=provider, extra_outputs=provider_outputs)
+    assert run.outputs["live_url"] == "https://orders.example.com"
+    assert run.outputs["metrics"]["project"] == example["gcp:project"]
+    assert named(run, SQL, "db").inputs["settings"]["tier"] == "db-custom-2-7680"

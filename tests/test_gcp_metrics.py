@@ -169,3 +169,18 @@ def test_an_unknown_colour_is_refused() -> None:
     source = metrics_source_for(OUTPUTS, client=mock.Mock())
     with pytest.raises(MetricsSourceError, match="has no 'red'"):
         source.sample("red", START, END)
+
+
+def test_the_component_outputs_drive_the_source(client_calls) -> None:
+    """What the GCP stack exports is exactly what this source needs to query the live colour."""
+    from tests.test_gcp_component import gcp_stack
+
+    metrics = gcp_stack(live_color="green").outputs["metrics"]
+    client, call = client_calls
+    call.side_effect = [page(counts("200", 10)), page(p99(30.0))]
+    sample = metrics_source_for(metrics, client=client).sample("green", START, END)
+    assert (sample.requests, sample.errors, sample.p99_ms) == (10, 0, 30.0)
+    count_request = sent_requests(call)[0]
+    assert count_request.name == f"projects/{metrics['project']}"
+    assert f'url_map_name = "{metrics["url_map"]}"' in count_request.filter
+    assert f'backend_target_name = "{metrics["backend_services"]["green"]}"' in count_request.filter
