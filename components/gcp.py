@@ -600,20 +600,7 @@ class GcpBlueGreen(pulumi.ComponentResource):
             ),
             opts=self._opts(),
         )
-        proxy = compute.TargetHttpProxy(
-            f"{self.name}-redirect-http-proxy", project=self.project, url_map=redirect.id, opts=self._opts()
-        )
-        compute.GlobalForwardingRule(
-            f"{self.name}-redirect-rule",
-            project=self.project,
-            target=proxy.id,
-            ip_address=address.id,
-            ip_protocol="TCP",
-            port_range="80",
-            load_balancing_scheme="EXTERNAL_MANAGED",
-            labels=self.labels,
-            opts=self._opts(),
-        )
+        self._frontend("redirect", redirect, address, 80, None)
 
 
 def _url(scheme: str, host: pulumi.Input[str], port: int) -> pulumi.Output[str]:

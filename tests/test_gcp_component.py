@@ -16,6 +16,16 @@ PROVIDER = {"gcp:project": "shop-prod-1234", "gcp:region": "europe-west1"}
 PASSWORD = "mock-generated-password-3f9a"
 PUBLIC_IP = "203.0.113.10"
 DB_IP = "10.20.0.3"
+# The metrics output of a stack named prod (the metrics source tests read the same object).
+EXPECTED_METRICS = {
+    "source": "cloud_monitoring",
+    "project": "shop-prod-1234",
+    "url_map": "prod-bluegreen-urlmap-a1b2c3d",
+    "backend_services": {
+        "blue": "prod-bluegreen-blue-backend-a1b2c3d",
+        "green": "prod-bluegreen-green-backend-a1b2c3d",
+    },
+}
 
 URL_MAP = "gcp:compute/uRLMap:URLMap"
 BACKEND = "gcp:compute/backendService:BackendService"
@@ -193,15 +203,7 @@ def test_outputs_follow_the_contract_and_name_the_metrics() -> None:
     run = gcp_stack(blue_version="2.0.0", green_version="2.1.0", live_color="green")
     assert run.outputs["blue_version"] == "2.0.0" and run.outputs["green_version"] == "2.1.0"
     assert run.outputs["live_traffic_percent"] == 100
-    assert run.outputs["metrics"] == {
-        "source": "cloud_monitoring",
-        "project": "shop-prod-1234",
-        "url_map": "prod-bluegreen-urlmap-a1b2c3d",
-        "backend_services": {
-            "blue": "prod-bluegreen-blue-backend-a1b2c3d",
-            "green": "prod-bluegreen-green-backend-a1b2c3d",
-        },
-    }
+    assert run.outputs["metrics"] == EXPECTED_METRICS
 
 
 def test_every_child_is_parented_and_named_after_the_component() -> None:
@@ -305,3 +307,11 @@ def test_the_readme_example_stack_builds() -> None:
     assert run.outputs["live_url"] == "https://orders.example.com"
     assert run.outputs["metrics"]["project"] == example["gcp:project"]
     assert named(run, SQL, "db").inputs["settings"]["tier"] == "db-custom-2-7680"
+
+
+def test_a_first_preview_with_unknown_outputs_registers_the_same_resources() -> None:
+    """``pulumi preview`` of a new stack knows no ids or addresses yet; the program must still plan everything."""
+    planned = run_stack({"cloud": "gcp"}, stack="prod", provider_config=PROVIDER, preview=True)
+    applied = gcp_stack()
+    assert planned.by_name().keys() == applied.by_name().keys()
+    assert named(planned, SQL, "db").protect is True

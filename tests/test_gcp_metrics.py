@@ -18,16 +18,10 @@ from google.cloud import monitoring_v3
 
 from scripts.metrics import MetricsSourceError, metrics_source_for
 from scripts.metrics.cloud_monitoring import BACKEND_LATENCIES, REQUEST_COUNT, CloudMonitoringSource
+from tests.test_gcp_component import EXPECTED_METRICS, gcp_stack
 
-OUTPUTS = {
-    "source": "cloud_monitoring",
-    "project": "shop-prod-1234",
-    "url_map": "prod-bluegreen-urlmap-a1b2c3d",
-    "backend_services": {
-        "blue": "prod-bluegreen-blue-backend-a1b2c3d",
-        "green": "prod-bluegreen-green-backend-a1b2c3d",
-    },
-}
+# What the GCP component exports (asserted there), so both sides agree on the shape.
+OUTPUTS = EXPECTED_METRICS
 END = datetime(2026, 11, 29, 7, 0, tzinfo=UTC)
 START = END - timedelta(seconds=90)
 
@@ -173,8 +167,6 @@ def test_an_unknown_colour_is_refused() -> None:
 
 def test_the_component_outputs_drive_the_source(client_calls) -> None:
     """What the GCP stack exports is exactly what this source needs to query the live colour."""
-    from tests.test_gcp_component import gcp_stack
-
     metrics = gcp_stack(live_color="green").outputs["metrics"]
     client, call = client_calls
     call.side_effect = [page(counts("200", 10)), page(p99(30.0))]
