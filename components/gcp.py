@@ -14,6 +14,7 @@ else. Both colours share one Cloud SQL for PostgreSQL instance on a private IP.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -44,6 +45,8 @@ REQUIRED_APIS = (
 # Small production default: PostgreSQL 16+ defaults to the Enterprise Plus edition,
 # which does not offer db-custom tiers, so the edition is pinned with the tier.
 DEFAULT_DB_TIER = "db-custom-1-3840"
+# A review stack's throwaway database: the smallest shared-core tier.
+EPHEMERAL_DB_TIER = "db-f1-micro"
 DB_EDITION = "ENTERPRISE"
 DB_PORT = 5432
 # Cloud SQL keeps at most 7 days of transaction logs on the Enterprise edition.
@@ -52,8 +55,9 @@ MAX_LOG_RETENTION_DAYS = 7
 CIDRS_PER_ARMOR_RULE = 10
 ARMOR_DEFAULT_PRIORITY = 2147483647
 # Children append up to "-green-preview-backend" plus Pulumi's 8-character suffix; Cloud Run
-# names stop at 49 characters and most Compute names at 63.
+# names stop at 49 characters, most Compute names at 63, service account ids at 30.
 MAX_COMPONENT_NAME = 30
+MAX_ACCOUNT_ID = 30
 GCP_NAME = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 PROJECT_ID = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
 REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
@@ -270,26 +274,32 @@ class GcpBlueGreen(pulumi.ComponentResource):
         return network.id, subnetwork.id, [peering]
 
     def _database(self, network_id: pulumi.Input[str], peering: list[pulumi.Resource]) -> secretmanager.Secret:
-        """The shared Cloud SQL instance; its connection URL (with the password) lives in Secret Manager."""
+        """The shared Cloud SQL instance; its connection URL (with the password) lives in Secret Manager.
+
+        Only an ephemeral database (a review stack's) drops the protections, point-in-time
+        recovery and the backups kept after deletion, so that its stack can be destroyed.
+        """
         db = self.config.db
+        keep = not db.ephemeral
         backup_days = db.backup_retention_days
         instance = sql.DatabaseInstance(
             f"{self.name}-db",
             project=self.project,
             region=self.region,
             database_version=f"POSTGRES_{db.engine_version}",
-            deletion_protection=True,
+            deletion_protection=keep,
             settings=sql.DatabaseInstanceSettingsArgs(
-                tier=db.instance or DEFAULT_DB_TIER,
+                tier=db.instance or (DEFAULT_DB_TIER if keep else EPHEMERAL_DB_TIER),
                 edition=DB_EDITION,
                 availability_type="REGIONAL" if db.multi_az else "ZONAL",
                 disk_size=db.storage_gb,
                 disk_autoresize=True,
-                deletion_protection_enabled=True,
+                deletion_protection_enabled=keep,
+                retain_backups_on_delete=keep,
                 backup_configuration=sql.DatabaseInstanceSettingsBackupConfigurationArgs(
                     enabled=True,
-                    point_in_time_recovery_enabled=True,
-                    transaction_log_retention_days=min(backup_days, MAX_LOG_RETENTION_DAYS),
+                    point_in_time_recovery_enabled=keep,
+                    transaction_log_retention_days=min(backup_days, MAX_LOG_RETENTION_DAYS) if keep else None,
                     backup_retention_settings=sql.DatabaseInstanceSettingsBackupConfigurationBackupRetentionSettingsArgs(
                         retained_backups=backup_days,
                         retention_unit="COUNT",
@@ -300,9 +310,9 @@ class GcpBlueGreen(pulumi.ComponentResource):
                     private_network=network_id,
                     ssl_mode="ENCRYPTED_ONLY",
                 ),
-                user_labels=self.labels,
+                user_labels={**self.labels, "ephemeral": str(db.ephemeral).lower()},
             ),
-            opts=self._opts(protect=True, depends_on=peering),
+            opts=self._opts(protect=keep, depends_on=peering),
         )
         database = sql.Database(
             f"{self.name}-db-{db.name}",
@@ -362,7 +372,7 @@ class GcpBlueGreen(pulumi.ComponentResource):
         account = serviceaccount.Account(
             f"{self.name}-run-sa",
             project=self.project,
-            account_id=f"{self.name[: MAX_COMPONENT_NAME - 4].rstrip('-')}-run",
+            account_id=gcp_name(f"{self.name}-run", MAX_ACCOUNT_ID),
             display_name=f"bluegreen {self.config.stack} Cloud Run",
             opts=self._opts(),
         )
@@ -603,6 +613,21 @@ class GcpBlueGreen(pulumi.ComponentResource):
         self._frontend("redirect", redirect, address, 80, None)
 
 
+def gcp_name(text: str, limit: int) -> str:
+    """``text`` if GCP accepts it as a name prefix, else a stable lowercase form cut to ``limit``.
+
+    Stack names may hold capitals, '_' and '.', and review stacks get long generated
+    names; a hash of the original keeps two cut names from colliding.
+    """
+    if GCP_NAME.fullmatch(text) and len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:6]
+    cleaned = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    if not cleaned[:1].isalpha():
+        cleaned = f"bg-{cleaned}"
+    return f"{cleaned[: limit - len(digest) - 1].rstrip('-')}-{digest}"
+
+
 def _url(scheme: str, host: pulumi.Input[str], port: int) -> pulumi.Output[str]:
     default_port = 443 if scheme == "https" else 80
     suffix = "" if port == default_port else f":{port}"
@@ -613,12 +638,6 @@ def build(name: str, config: StackConfig) -> GcpBlueGreen:
     """Validate everything GCP-specific, then build; a bad value registers nothing."""
     settings = GcpSettings.parse(config.cloud_settings)
     provider = GcpProvider.from_pulumi()
-    if not GCP_NAME.fullmatch(name) or len(name) > MAX_COMPONENT_NAME:
-        raise ConfigError(
-            f"stack {config.stack!r} gives resource prefix {name!r}, which GCP cannot use: "
-            f"lowercase letters, digits and '-', starting with a letter, at most {MAX_COMPONENT_NAME} characters "
-            "(rename the stack)"
-        )
     if "." in config.db.engine_version:
         raise ConfigError(
             f"bluegreen:db.engine_version = {config.db.engine_version!r} is invalid on GCP: "
@@ -631,4 +650,6 @@ def build(name: str, config: StackConfig) -> GcpBlueGreen:
         )
     if settings.max_instances < config.capacity:
         raise _fail("max_instances", settings.max_instances, f"must be at least capacity ({config.capacity})")
-    return GcpBlueGreen(name, GcpBlueGreenArgs(config=config, settings=settings, provider=provider))
+    return GcpBlueGreen(
+        gcp_name(name, MAX_COMPONENT_NAME), GcpBlueGreenArgs(config=config, settings=settings, provider=provider)
+    )

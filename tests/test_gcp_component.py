@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pulumi
@@ -291,10 +292,52 @@ def test_bad_gcp_config_fails_before_any_resource(
     assert failure.value.resources == [], "nothing may be registered on bad input"
 
 
-def test_a_stack_name_gcp_cannot_use_is_refused() -> None:
-    with pytest.raises(ProgramFailedError) as failure:
-        gcp_stack(stack="Prod_EU")
-    assert "rename the stack" in str(failure.value.cause) and failure.value.resources == []
+def test_stack_names_gcp_cannot_use_become_valid_bounded_prefixes() -> None:
+    """Review stacks get long generated names; capitals, '_' and '.' are legal in stack names."""
+    pattern = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+    names: dict[str, tuple[str, str]] = {}
+    for stack in ("pr-pulumi-acme-bluegreen-41", "pr-pulumi-acme-bluegreen-42", "Prod_EU.2"):
+        run = gcp_stack(stack=stack)
+        (component,) = run.of_type("bluegreen:gcp:BlueGreen")
+        assert pattern.fullmatch(component.name) and len(component.name) <= 30
+        assert all(r.name.startswith(component.name) for r in run.resources)
+        account = run.one("gcp:serviceaccount/account:Account").inputs["accountId"]
+        assert pattern.fullmatch(account) and 6 <= len(account) <= 30
+        secret = run.one("gcp:secretmanager/secret:Secret").inputs["secretId"]
+        names[stack] = (account, secret)
+    assert len({a for a, _ in names.values()}) == 3 and len({s for _, s in names.values()}) == 3, "no collisions"
+    assert gcp_stack(stack="prod").of_type("bluegreen:gcp:BlueGreen")[0].name == "prod-bluegreen", "valid stays"
+
+
+def test_a_review_stack_gets_a_destroyable_database() -> None:
+    previews = {
+        "enabled": True,
+        "repository": "acme/bluegreen",
+        "oidc": {
+            "gcp": {
+                "project_id": "123456789012",
+                "workload_pool_id": "pulumi",
+                "provider_id": "pulumi-deployments",
+                "service_account": "deploy@shop-prod-1234.iam.gserviceaccount.com",
+            }
+        },
+    }
+    template = {"capacity": 3, "idle_capacity": 1, "db": {"instance": "db-custom-4-15360", "multi_az": True}}
+    review = gcp_stack(stack="pr-42", previews=previews, **template)
+    instance = named(review, SQL, "db")
+    assert instance.protect is False and instance.inputs["deletionProtection"] is False
+    settings = instance.inputs["settings"]
+    assert settings["deletionProtectionEnabled"] is False and settings["retainBackupsOnDelete"] is False
+    assert settings["tier"] == "db-f1-micro" and settings["availabilityType"] == "ZONAL"
+    assert settings["ipConfiguration"]["ipv4Enabled"] is False, "still private"
+    assert settings["backupConfiguration"]["enabled"] is True
+    assert settings["userLabels"]["ephemeral"] == "true"
+    floors = [r.inputs["template"]["scaling"]["minInstanceCount"] for r in review.of_type(RUN)]
+    assert sorted(floors) == [0, 1], "one colour serves"
+
+    template_stack = named(gcp_stack(stack="prod", previews=previews, **template), SQL, "db")
+    assert template_stack.protect is True and template_stack.inputs["settings"]["retainBackupsOnDelete"] is True
+    assert template_stack.inputs["settings"]["tier"] == "db-custom-4-15360"
 
 
 def test_the_readme_example_stack_builds() -> None:
