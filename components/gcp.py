@@ -23,7 +23,16 @@ from typing import Any
 
 import pulumi
 import pulumi_random as random
-from pulumi_gcp import cloudrunv2, compute, projects, secretmanager, serviceaccount, servicenetworking, sql
+from pulumi_gcp import (
+    cloudrunv2,
+    compute,
+    monitoring,
+    projects,
+    secretmanager,
+    serviceaccount,
+    servicenetworking,
+    sql,
+)
 
 from components.config import COLORS, ConfigError, StackConfig
 from components.targets import contract_outputs
@@ -51,6 +60,9 @@ DB_EDITION = "ENTERPRISE"
 DB_PORT = 5432
 # Cloud SQL keeps at most 7 days of transaction logs on the Enterprise edition.
 MAX_LOG_RETENTION_DAYS = 7
+# The load balancer metrics the alert policies watch (the monitor reads the same ones).
+REQUEST_COUNT = "loadbalancing.googleapis.com/https/request_count"
+BACKEND_LATENCIES = "loadbalancing.googleapis.com/https/backend_latencies"
 # Cloud Armor accepts at most 10 source ranges per rule.
 CIDRS_PER_ARMOR_RULE = 10
 ARMOR_DEFAULT_PRIORITY = 2147483647
@@ -207,6 +219,7 @@ class GcpBlueGreen(pulumi.ComponentResource):
         for color in COLORS:
             self._colour(color, network_id, subnetwork_id, armor)
         live_url, preview_url = self._load_balancer()
+        self.alerts = {color: self._alerts(color) for color in COLORS}
 
         metrics = {
             "source": METRICS_SOURCE,
@@ -611,6 +624,69 @@ class GcpBlueGreen(pulumi.ComponentResource):
             opts=self._opts(),
         )
         self._frontend("redirect", redirect, address, 80, None)
+
+    def _alerts(self, color: str) -> monitoring.AlertPolicy:
+        """The monitor's thresholds as an alert policy per colour, for people watching the console.
+
+        The pipeline's monitor decides rollbacks itself; these make the same breach visible.
+        """
+        monitor = self.config.monitor
+        period = f"{max(60, monitor.window_s)}s"
+        lb_filter = pulumi.Output.all(self.url_map.name, self.backends[color].name).apply(
+            lambda names: (
+                f'resource.type = "https_lb_rule" AND resource.labels.url_map_name = "{names[0]}" '
+                f'AND resource.labels.backend_target_name = "{names[1]}"'
+            )
+        )
+        requests_filter = lb_filter.apply(lambda f: f'metric.type = "{REQUEST_COUNT}" AND {f}')
+        sum_rate = monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+            alignment_period=period, per_series_aligner="ALIGN_RATE", cross_series_reducer="REDUCE_SUM"
+        )
+        return monitoring.AlertPolicy(
+            f"{self.name}-{color}-alerts",
+            project=self.project,
+            display_name=f"bluegreen {self.config.stack} {color}: errors or latency above the monitor thresholds",
+            combiner="OR",
+            conditions=[
+                monitoring.AlertPolicyConditionArgs(
+                    display_name=f"{color}: 5xx / requests above monitor.max_error_rate",
+                    condition_threshold=monitoring.AlertPolicyConditionConditionThresholdArgs(
+                        # An INT64 label: compared as a number.
+                        filter=requests_filter.apply(lambda f: f"{f} AND metric.labels.response_code_class = 500"),
+                        denominator_filter=requests_filter,
+                        aggregations=[sum_rate],
+                        denominator_aggregations=[
+                            monitoring.AlertPolicyConditionConditionThresholdDenominatorAggregationArgs(
+                                alignment_period=period,
+                                per_series_aligner="ALIGN_RATE",
+                                cross_series_reducer="REDUCE_SUM",
+                            )
+                        ],
+                        comparison="COMPARISON_GT",
+                        threshold_value=monitor.max_error_rate,
+                        duration="0s",
+                    ),
+                ),
+                monitoring.AlertPolicyConditionArgs(
+                    display_name=f"{color}: p99 backend latency above monitor.max_p99_ms",
+                    condition_threshold=monitoring.AlertPolicyConditionConditionThresholdArgs(
+                        filter=lb_filter.apply(lambda f: f'metric.type = "{BACKEND_LATENCIES}" AND {f}'),
+                        aggregations=[
+                            monitoring.AlertPolicyConditionConditionThresholdAggregationArgs(
+                                alignment_period=period,
+                                per_series_aligner="ALIGN_DELTA",
+                                cross_series_reducer="REDUCE_PERCENTILE_99",
+                            )
+                        ],
+                        comparison="COMPARISON_GT",
+                        threshold_value=monitor.max_p99_ms,
+                        duration="0s",
+                    ),
+                ),
+            ],
+            user_labels={**self.labels, "color": color},
+            opts=self._opts(),
+        )
 
 
 def gcp_name(text: str, limit: int) -> str:

@@ -358,3 +358,23 @@ def test_a_first_preview_with_unknown_outputs_registers_the_same_resources() -> 
     applied = gcp_stack()
     assert planned.by_name().keys() == applied.by_name().keys()
     assert named(planned, SQL, "db").protect is True
+
+
+def test_each_colour_alerts_on_the_monitor_thresholds() -> None:
+    run = gcp_stack(monitor={"max_error_rate": 0.02, "max_p99_ms": 750, "window_s": 30, "interval_s": 5})
+    for color in ("blue", "green"):
+        policy = named(run, "gcp:monitoring/alertPolicy:AlertPolicy", f"{color}-alerts").inputs
+        errors, latency = (c["conditionThreshold"] for c in policy["conditions"])
+        scope = (
+            'resource.type = "https_lb_rule" AND resource.labels.url_map_name = "prod-bluegreen-urlmap-a1b2c3d" '
+            f'AND resource.labels.backend_target_name = "prod-bluegreen-{color}-backend-a1b2c3d"'
+        )
+        requests = f'metric.type = "loadbalancing.googleapis.com/https/request_count" AND {scope}'
+        assert errors["filter"] == f"{requests} AND metric.labels.response_code_class = 500"
+        assert errors["denominatorFilter"] == requests
+        assert errors["thresholdValue"] == 0.02 and errors["comparison"] == "COMPARISON_GT"
+        assert errors["aggregations"][0]["alignmentPeriod"] == "60s", "Cloud Monitoring aligns on 60 s or more"
+        assert latency["filter"] == f'metric.type = "loadbalancing.googleapis.com/https/backend_latencies" AND {scope}'
+        assert latency["aggregations"][0]["crossSeriesReducer"] == "REDUCE_PERCENTILE_99"
+        assert latency["thresholdValue"] == 750
+        assert policy["combiner"] == "OR" and policy["userLabels"]["color"] == color
