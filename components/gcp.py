@@ -124,8 +124,9 @@ class GcpSettings:
             subnet = ipaddress.ip_network(subnet_cidr, strict=True)
         except ValueError as exc:
             raise _fail("subnet_cidr", subnet_cidr, f"not a CIDR block ({exc})") from None
-        if subnet.version != 4 or not subnet.is_private or subnet.prefixlen > 28:
-            raise _fail("subnet_cidr", subnet_cidr, "a private IPv4 block of /28 or larger, e.g. 10.10.0.0/24")
+        # Cloud Run's direct VPC egress needs at least a /26.
+        if subnet.version != 4 or not subnet.is_private or subnet.prefixlen > 26:
+            raise _fail("subnet_cidr", subnet_cidr, "a private IPv4 block of /26 or larger, e.g. 10.10.0.0/24")
         max_instances = raw.get("max_instances", d.max_instances)
         if isinstance(max_instances, bool) or not str(max_instances).isdigit() or not 1 <= int(max_instances) <= 1000:
             raise _fail("max_instances", max_instances, "an integer in 1-1000")
@@ -206,7 +207,8 @@ class GcpBlueGreen(pulumi.ComponentResource):
         self.settings = args.settings
         self.project = args.provider.project
         self.region = args.provider.region
-        self.labels = {"app": "bluegreen", "stack": args.config.stack.lower()}
+        # Label values allow lowercase letters, digits, '-' and '_' only.
+        self.labels = {"app": "bluegreen", "stack": gcp_name(args.config.stack, 63)}
 
         self.apis = self._enable_apis()
         network_id, subnetwork_id, peering = self._network()
@@ -251,8 +253,14 @@ class GcpBlueGreen(pulumi.ComponentResource):
 
     def _network(self) -> tuple[pulumi.Input[str], pulumi.Input[str], list[pulumi.Resource]]:
         """The VPC Cloud Run egresses into and Cloud SQL peers with (existing, or created with its peering)."""
-        if self.settings.network and self.settings.subnetwork:
-            return self.settings.network, self.settings.subnetwork, []
+        network_name, subnetwork_name = self.settings.network, self.settings.subnetwork
+        if network_name and subnetwork_name:
+            # Cloud SQL wants the network's path; a bare name means this project's.
+            if "/" not in network_name:
+                network_name = f"projects/{self.project}/global/networks/{network_name}"
+            if "/" not in subnetwork_name:
+                subnetwork_name = f"projects/{self.project}/regions/{self.region}/subnetworks/{subnetwork_name}"
+            return network_name, subnetwork_name, []
         network = compute.Network(
             f"{self.name}-vpc",
             project=self.project,

@@ -275,6 +275,7 @@ def test_an_existing_network_is_used_as_given() -> None:
         ({"gcp": {"network": "shared"}}, None, "set both network and subnetwork"),
         ({"gcp": {"network": "Shared_Net", "subnetwork": "apps"}}, None, "bluegreen:gcp.network"),
         ({"gcp": {"subnet_cidr": "8.8.8.0/24"}}, None, "a private IPv4 block"),
+        ({"gcp": {"subnet_cidr": "10.10.0.0/28"}}, None, "/26 or larger"),
         ({"gcp": {"max_instances": 0}}, None, "bluegreen:gcp.max_instances"),
         ({"gcp": {"max_instances": 2}, "capacity": 3, "idle_capacity": 1}, None, "must be at least capacity (3)"),
         ({"gcp": {"enable_apis": "yes"}}, None, "bluegreen:gcp.enable_apis"),
@@ -303,6 +304,8 @@ def test_stack_names_gcp_cannot_use_become_valid_bounded_prefixes() -> None:
         assert all(r.name.startswith(component.name) for r in run.resources)
         account = run.one("gcp:serviceaccount/account:Account").inputs["accountId"]
         assert pattern.fullmatch(account) and 6 <= len(account) <= 30
+        labels = run.one("gcp:secretmanager/secret:Secret").inputs["labels"]
+        assert re.fullmatch(r"[a-z0-9_-]{1,63}", labels["stack"]), labels
         secret = run.one("gcp:secretmanager/secret:Secret").inputs["secretId"]
         names[stack] = (account, secret)
     assert len({a for a, _ in names.values()}) == 3 and len({s for _, s in names.values()}) == 3, "no collisions"
@@ -378,3 +381,17 @@ def test_each_colour_alerts_on_the_monitor_thresholds() -> None:
         assert latency["aggregations"][0]["crossSeriesReducer"] == "REDUCE_PERCENTILE_99"
         assert latency["thresholdValue"] == 750
         assert policy["combiner"] == "OR" and policy["userLabels"]["color"] == color
+
+
+def test_bare_network_names_mean_this_project() -> None:
+    run = gcp_stack(gcp={"network": "shared", "subnetwork": "apps"})
+    assert (
+        named(run, SQL, "db").inputs["settings"]["ipConfiguration"]["privateNetwork"]
+        == "projects/shop-prod-1234/global/networks/shared"
+    )
+    assert named(run, RUN, "green-run").inputs["template"]["vpcAccess"]["networkInterfaces"] == [
+        {
+            "network": "projects/shop-prod-1234/global/networks/shared",
+            "subnetwork": "projects/shop-prod-1234/regions/europe-west1/subnetworks/apps",
+        }
+    ]
