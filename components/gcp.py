@@ -580,7 +580,7 @@ class GcpBlueGreen(pulumi.ComponentResource):
             )
         self._frontend("prod", self.url_map, address, config.listen_port, certificate)
         self._frontend("preview", self.preview_url_map, address, config.preview_port, certificate)
-        if certificate is not None and 80 not in (config.listen_port, config.preview_port):
+        if certificate is not None and config.preview_port != 80:
             self._http_redirect(address)
 
         host = self.settings.domain or address.address
@@ -727,10 +727,11 @@ def build(name: str, config: StackConfig) -> GcpBlueGreen:
             f"bluegreen:db.engine_version = {config.db.engine_version!r} is invalid on GCP: "
             "Cloud SQL takes a major version only, e.g. 16"
         )
-    if settings.domain and config.listen_port == 80:
+    if settings.domain and config.listen_port != 443:
         raise ConfigError(
-            f"bluegreen:listen_port = 80 is invalid with {SETTINGS_KEY}.domain set: "
-            "the domain is served over HTTPS, use 443 (port 80 then redirects to it)"
+            f"bluegreen:listen_port = {config.listen_port} is invalid with {SETTINGS_KEY}.domain set: "
+            "the domain is served over HTTPS and Google validates managed certificates on 443; "
+            "use 443 (port 80 then redirects to it)"
         )
     if settings.max_instances < config.capacity:
         raise _fail("max_instances", settings.max_instances, f"must be at least capacity ({config.capacity})")

@@ -280,6 +280,7 @@ def test_an_existing_network_is_used_as_given() -> None:
         ({"gcp": {"max_instances": 2}, "capacity": 3, "idle_capacity": 1}, None, "must be at least capacity (3)"),
         ({"gcp": {"enable_apis": "yes"}}, None, "bluegreen:gcp.enable_apis"),
         ({"gcp": {"domain": "shop.example.com"}}, None, "bluegreen:listen_port = 80 is invalid"),
+        ({"gcp": {"domain": "shop.example.com"}, "listen_port": 8080}, None, "Google validates managed certificates"),
         ({"db": {"engine_version": "16.4"}}, None, "Cloud SQL takes a major version only"),
     ],
 )
