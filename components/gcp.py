@@ -230,6 +230,8 @@ class GcpBlueGreen(pulumi.ComponentResource):
             "backend_services": {color: backend.name for color, backend in self.backends.items()},
         }
         self.outputs = contract_outputs(self.config, live_url, preview_url, metrics)
+        # Private, and exported only as a secret (the contract: secret or not at all).
+        self.outputs["database_endpoint"] = pulumi.Output.secret(self.database_ip)
         self.register_outputs(self.outputs)
 
     def _opts(self, **kwargs: Any) -> pulumi.ResourceOptions:
@@ -335,6 +337,7 @@ class GcpBlueGreen(pulumi.ComponentResource):
             ),
             opts=self._opts(protect=keep, depends_on=peering),
         )
+        self.database_ip = instance.private_ip_address
         database = sql.Database(
             f"{self.name}-db-{db.name}",
             project=self.project,

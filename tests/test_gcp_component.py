@@ -197,7 +197,8 @@ def test_secrets_stay_secret() -> None:
     assert grant["secretId"] == "prod-bluegreen-database-url"
     # The generated password appears nowhere in plain text: not in inputs, not in outputs.
     assert PASSWORD not in json.dumps([r.inputs for r in run.resources]) + json.dumps(run.outputs)
-    assert DB_IP not in json.dumps(run.outputs), "database endpoints are not exported"
+    assert run.secret_outputs == {"database_endpoint"}, "the private endpoint is exported as a secret only"
+    assert run.outputs["database_endpoint"] == DB_IP
 
 
 def test_outputs_follow_the_contract_and_name_the_metrics() -> None:
