@@ -2,10 +2,13 @@
 
 import pulumi
 
+from components import previews
 from components.config import StackConfig
 from components.targets import build_target
 
-config = StackConfig.from_pulumi()
+# Everything is validated before the first resource; a review stack gets its cheap variant.
+config, preview_settings = previews.prepare(StackConfig.from_pulumi())
 target = build_target(config)
+previews.declare(config, preview_settings)
 for name, value in target.outputs.items():
     pulumi.export(name, value)

@@ -20,6 +20,7 @@ from components.config import COLORS, ConfigError, StackConfig
 from components.targets import contract_outputs
 
 DEFAULT_DB_INSTANCE = "db.t4g.medium"
+EPHEMERAL_DB_INSTANCE = "db.t4g.micro"
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 CONTAINER_NAME = "app"
 DB_PORT = 5432
@@ -297,15 +298,20 @@ class AwsBlueGreen(pulumi.ComponentResource):
     def _database(
         self, private_subnets: list[pulumi.Input[str]], db_sg: aws.ec2.SecurityGroup
     ) -> tuple[aws.secretsmanager.Secret, aws.rds.Instance]:
-        """The shared PostgreSQL: private, encrypted, protected twice, password never in plain text."""
+        """The shared PostgreSQL: private, encrypted, protected twice, password never in plain text.
+
+        Only an ephemeral database (a review stack's) drops the protections, so that
+        its stack can be destroyed when the pull request closes.
+        """
         db, name = self.config.db, self.name
+        keep = not db.ephemeral
         password = random.RandomPassword(
             f"{name}-db-password", length=32, special=True, override_special=DB_PASSWORD_SPECIALS, opts=self.child
         )
         secret = aws.secretsmanager.Secret(
             f"{name}-db-password",
             description="bluegreen shared database password",
-            recovery_window_in_days=7,
+            recovery_window_in_days=7 if keep else 0,
             opts=self.child,
         )
         aws.secretsmanager.SecretVersion(
@@ -316,7 +322,7 @@ class AwsBlueGreen(pulumi.ComponentResource):
             f"{name}-db",
             engine="postgres",
             engine_version=db.engine_version,
-            instance_class=db.instance or DEFAULT_DB_INSTANCE,
+            instance_class=db.instance or (DEFAULT_DB_INSTANCE if keep else EPHEMERAL_DB_INSTANCE),
             allocated_storage=db.storage_gb,
             max_allocated_storage=db.storage_gb * 4,
             storage_type="gp3",
@@ -328,15 +334,16 @@ class AwsBlueGreen(pulumi.ComponentResource):
             vpc_security_group_ids=[db_sg.id],
             publicly_accessible=False,
             storage_encrypted=True,
-            deletion_protection=True,
-            skip_final_snapshot=False,
-            final_snapshot_identifier=f"{name}-db-final",
+            deletion_protection=keep,
+            skip_final_snapshot=not keep,
+            final_snapshot_identifier=f"{name}-db-final" if keep else None,
             copy_tags_to_snapshot=True,
             backup_retention_period=db.backup_retention_days,
             multi_az=db.multi_az,
             auto_minor_version_upgrade=True,
             apply_immediately=False,
-            opts=pulumi.ResourceOptions(parent=self, protect=True),
+            tags={"bluegreen:ephemeral": str(db.ephemeral).lower()},
+            opts=pulumi.ResourceOptions(parent=self, protect=keep),
         )
         return secret, instance
 

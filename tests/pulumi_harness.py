@@ -207,7 +207,9 @@ def run_stack(
         all_config = {f"bluegreen:{k}": _config_value(v) for k, v in config.items()}
         all_config.update(provider_config or {})
         set_all_config(all_config)
-        pulumi.runtime.set_mocks(mocks, project="bluegreen", stack=stack, preview=preview, monitor=monitor)
+        pulumi.runtime.set_mocks(
+            mocks, project="bluegreen", stack=stack, preview=preview, monitor=monitor, organization="acme"
+        )
         outputs: dict[str, Any] = {}
         exported: dict[str, Any] = {}
 

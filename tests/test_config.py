@@ -154,17 +154,19 @@ def test_with_changes_revalidates() -> None:
 
 
 def test_a_target_not_built_in_this_checkout_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
-
     from components import targets
 
-    real = importlib.import_module
-
-    def missing(name: str, *args: object) -> object:
-        if name == "components.gcp":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return real(name, *args)
-
-    monkeypatch.setattr(targets.importlib, "import_module", missing)
+    real = targets.import_optional
+    monkeypatch.setattr(targets, "import_optional", lambda name: None if name == "components.gcp" else real(name))
     with pytest.raises(ConfigError, match="the gcp target is not built in this checkout yet"):
         targets.build_target(parse(cloud="gcp"))
+
+
+def test_import_optional_hides_only_the_missing_module_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from components.modules import import_optional
+
+    (tmp_path / "plugin_with_bug.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert import_optional("no_such_plugin_xyz") is None
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
+        import_optional("plugin_with_bug")
