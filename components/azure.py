@@ -49,6 +49,9 @@ FLEXIBLE_STORAGE_SIZES_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 1638
 # Flexible Server SKU families and the tier each belongs to.
 FLEXIBLE_TIERS = {"B": "Burstable", "D": "GeneralPurpose", "E": "MemoryOptimized"}
 DEFAULT_DB_SKU = "Standard_D2ds_v5"
+EPHEMERAL_DB_SKU = "Standard_B1ms"
+# Azure keeps Flexible Server backups at least this long; a review stack's shorter wish is raised to it.
+MIN_BACKUP_RETENTION_DAYS = 7
 # Container Apps consumption sizes: CPU in quarter cores, memory fixed at 2 GiB per core.
 CONSUMPTION_CPUS = tuple(q / 4 for q in range(1, 17))
 GATEWAY_SKUS = ("Standard_v2", "WAF_v2")
@@ -110,14 +113,16 @@ class AzureSettings:
         d = cls(location=location, name_prefix="x")
 
         default_prefix = re.sub(r"-+", "-", re.sub(r"[^a-z0-9]", "-", config.stack.lower())).strip("-")[:16]
-        prefix = raw.get("name_prefix", default_prefix.rstrip("-"))
+        # A review stack inherits its template's settings; its own stack name keeps its names apart.
+        configured = "name_prefix" in raw and not config.db.ephemeral
+        prefix = raw["name_prefix"] if configured else default_prefix.rstrip("-")
         if not isinstance(prefix, str) or not re.fullmatch(_PREFIX_PATTERN, prefix) or len(prefix) > 16:
             raise _fail(
                 "name_prefix",
                 prefix,
                 "2-16 characters: lowercase letters, digits and single hyphens, starting with a letter "
                 "(it prefixes Container App and Key Vault names, which Azure keeps short)"
-                + ("" if "name_prefix" in raw else "; the stack name does not give one, so set it"),
+                + ("" if configured else "; the stack name does not give one, so set it"),
             )
         if len(prefix) < 2:
             raise _fail("name_prefix", prefix, "at least 2 characters")
@@ -203,7 +208,7 @@ class AzureSettings:
                 "Gateway routing rule sends a listener to one backend pool, so only [100] (classic blue-green) "
                 "is possible"
             )
-        if config.db.backup_retention_days < 7:
+        if config.db.backup_retention_days < MIN_BACKUP_RETENTION_DAYS and not config.db.ephemeral:
             raise ConfigError(
                 f"bluegreen:db.backup_retention_days = {config.db.backup_retention_days} is invalid on azure: "
                 "Azure Database for PostgreSQL keeps backups 7-35 days"
@@ -252,7 +257,7 @@ def _integer(raw: Mapping[str, Any], field: str, default: int, lo: int, hi: int)
 
 def _db_sku(config: StackConfig) -> dict[str, str]:
     """Flexible Server SKU name and tier (the tier follows from the size family)."""
-    name = config.db.instance or DEFAULT_DB_SKU
+    name = config.db.instance or (EPHEMERAL_DB_SKU if config.db.ephemeral else DEFAULT_DB_SKU)
     match = re.fullmatch(r"Standard_([BDE])\d+[a-z]*(_v\d+)?", name)
     if not match:
         raise ConfigError(
@@ -448,8 +453,13 @@ class AzureBlueGreen(pulumi.ComponentResource):
         client: pulumi.Output[Any],
         identity: managedidentity.UserAssignedIdentity,
     ) -> tuple[pulumi.Output[str], authorization.RoleAssignment]:
-        """Key Vault holding the generated password, readable by the apps' identity only."""
+        """Key Vault holding the generated password, readable by the apps' identity only.
+
+        Purge protection (which Azure never lets you turn off) is left off for a review
+        stack's ephemeral database, so destroying that stack frees its names.
+        """
         child = pulumi.ResourceOptions(parent=self)
+        keep = not self._config.db.ephemeral
         self.db_password = random.RandomPassword(
             f"{name}-db-password",
             length=32,
@@ -470,8 +480,8 @@ class AzureBlueGreen(pulumi.ComponentResource):
                 "sku": {"family": "A", "name": "standard"},
                 "enable_rbac_authorization": True,
                 "enable_soft_delete": True,
-                "soft_delete_retention_in_days": 90,
-                "enable_purge_protection": True,
+                "soft_delete_retention_in_days": 90 if keep else 7,
+                **({"enable_purge_protection": True} if keep else {}),
             },
             **self._common,
             opts=child,
@@ -503,7 +513,13 @@ class AzureBlueGreen(pulumi.ComponentResource):
     def _database(
         self, name: str, prefix: str, suffix: pulumi.Output[str], subnets: dict[str, network.Subnet]
     ) -> pulumi.Output[str]:
+        """The shared PostgreSQL: private only, protected twice (``protect`` and a lock).
+
+        Only an ephemeral database (a review stack's) drops the protections, so that its
+        stack can be destroyed when the pull request closes.
+        """
         config, settings = self._config, self._settings
+        keep = not config.db.ephemeral
         zone = self._private_zone(f"{name}-db", f"{prefix}.private.postgres.database.azure.com")
         server = dbforpostgresql.Server(
             f"{name}-db",
@@ -512,7 +528,7 @@ class AzureBlueGreen(pulumi.ComponentResource):
             sku=_db_sku(config),
             storage={"storage_size_gb": _storage_size_gb(config.db.storage_gb), "auto_grow": "Enabled"},
             backup={
-                "backup_retention_days": config.db.backup_retention_days,
+                "backup_retention_days": max(config.db.backup_retention_days, MIN_BACKUP_RETENTION_DAYS),
                 "geo_redundant_backup": "Enabled" if settings.geo_redundant_backup else "Disabled",
             },
             high_availability={"mode": "ZoneRedundant" if config.db.multi_az else "Disabled"},
@@ -527,18 +543,19 @@ class AzureBlueGreen(pulumi.ComponentResource):
             **self._common,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                protect=True,
+                protect=keep,
                 depends_on=[zone],
             ),
         )
-        authorization.ManagementLockByScope(
-            f"{name}-db-lock",
-            lock_name="do-not-delete-shared-database",
-            level="CanNotDelete",
-            scope=server.id,
-            notes="Shared by blue and green: deleting it takes both colours down.",
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        if keep:
+            authorization.ManagementLockByScope(
+                f"{name}-db-lock",
+                lock_name="do-not-delete-shared-database",
+                level="CanNotDelete",
+                scope=server.id,
+                notes="Shared by blue and green: deleting it takes both colours down.",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         dbforpostgresql.Database(
             f"{name}-db-database",
             database_name=config.db.name,

@@ -336,3 +336,28 @@ def test_name_prefix_comes_from_the_stack_unless_the_stack_name_cannot_give_one(
     )
     assert settings.name_prefix == "shop"
     assert settings.subnets() == {"gateway": "10.60.0.0/24", "db": "10.60.1.0/24", "apps": "10.60.2.0/23"}
+
+
+def test_a_review_stack_gets_a_cheap_unprotected_database_and_its_own_names() -> None:
+    """Review stacks inherit the template's settings; their database must be destroyable and their names unique."""
+    run = run_stack(
+        {
+            "cloud": "azure",
+            "capacity": 1,
+            "idle_capacity": 0,
+            "db": {"ephemeral": True, "backup_retention_days": 1},
+            "azure": {"name_prefix": "shop"},
+        },
+        stack="pr-42",
+        provider_config=LOCATION,
+        extra_outputs=azure_outputs,
+    )
+    server = run.one(SERVER)
+    assert server.protect is False and run.of_type(LOCK) == []
+    assert server.inputs["sku"] == {"name": "Standard_B1ms", "tier": "Burstable"}
+    assert server.inputs["backup"]["backupRetentionDays"] == 7, "Azure's minimum"
+    assert server.inputs["network"]["publicNetworkAccess"] == "Disabled", "still private"
+    vault = run.one("azure-native:keyvault:Vault").inputs["properties"]
+    assert "enablePurgeProtection" not in vault and vault["softDeleteRetentionInDays"] == 7
+    assert run.one("azure-native:resources:ResourceGroup").inputs["resourceGroupName"] == "pr-42-rg"
+    assert app_of(run, "green").inputs["template"]["scale"] == {"minReplicas": 0, "maxReplicas": 1}
