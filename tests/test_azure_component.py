@@ -361,3 +361,22 @@ def test_a_review_stack_gets_a_cheap_unprotected_database_and_its_own_names() ->
     assert "enablePurgeProtection" not in vault and vault["softDeleteRetentionInDays"] == 7
     assert run.one("azure-native:resources:ResourceGroup").inputs["resourceGroupName"] == "pr-42-rg"
     assert app_of(run, "green").inputs["template"]["scale"] == {"minReplicas": 0, "maxReplicas": 1}
+
+
+def test_the_readme_example_stack_builds() -> None:
+    """The Azure stack file shown in README.md is valid and gives HTTPS on the custom domain."""
+    import re
+
+    import yaml
+    from pulumi_harness import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Deploying to Azure") :]
+    doc = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))["config"]
+    bluegreen = {k.split(":", 1)[1]: v for k, v in doc.items() if k.startswith("bluegreen:")}
+    provider = {k: v for k, v in doc.items() if k.startswith("azure-native:")}
+    run = run_stack(bluegreen, stack="prod-azure", provider_config=provider, extra_outputs=azure_outputs)
+    assert run.outputs["live_url"] == "https://orders.example.com"
+    assert {listener["protocol"] for listener in run.one(GATEWAY).inputs["httpListeners"]} == {"Https"}
+    assert run.one(SERVER).inputs["sku"] == {"name": "Standard_D4ds_v5", "tier": "GeneralPurpose"}
+    assert run.one(CONTAINER_APP, "-blue-app").inputs["containerAppName"] == "orders-blue"
