@@ -374,14 +374,13 @@ class AzureBlueGreen(pulumi.ComponentResource):
             **self._common,
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["subnets"]),
         )
-        listen_ports = [str(config.listen_port)]
         gateway_nsg = network.NetworkSecurityGroup(
             f"{name}-gateway-nsg",
             network_security_group_name=f"{prefix}-agw-nsg",
             security_rules=[
                 _rule("allow-gateway-manager", 100, "GatewayManager", "65200-65535"),
                 _rule("allow-azure-load-balancer", 110, "AzureLoadBalancer", "*", protocol="*"),
-                _rule("allow-prod-listener", 200, "Internet", listen_ports[0]),
+                _rule("allow-prod-listener", 200, "Internet", str(config.listen_port)),
                 {
                     **_rule("allow-preview-from-cidrs", 300, None, str(config.preview_port)),
                     "source_address_prefixes": list(config.preview_cidrs),
@@ -392,35 +391,26 @@ class AzureBlueGreen(pulumi.ComponentResource):
             opts=child,
         )
         # Azure refuses concurrent subnet writes on one network, so the subnets are created in turn.
-        gateway_subnet = network.Subnet(
-            f"{name}-gateway-subnet",
-            subnet_name="gateway",
-            virtual_network_name=vnet.name,
-            resource_group_name=self.resource_group_name,
-            address_prefix=cidrs["gateway"],
-            network_security_group={"id": gateway_nsg.id},
-            opts=child,
-        )
-        apps_subnet = network.Subnet(
-            f"{name}-apps-subnet",
-            subnet_name="apps",
-            virtual_network_name=vnet.name,
-            resource_group_name=self.resource_group_name,
-            address_prefix=cidrs["apps"],
-            delegations=[{"name": "container-apps", "service_name": "Microsoft.App/environments"}],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway_subnet]),
-        )
-        db_subnet = network.Subnet(
-            f"{name}-db-subnet",
-            subnet_name="db",
-            virtual_network_name=vnet.name,
-            resource_group_name=self.resource_group_name,
-            address_prefix=cidrs["db"],
-            delegations=[{"name": "postgres", "service_name": "Microsoft.DBforPostgreSQL/flexibleServers"}],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[apps_subnet]),
-        )
+        extras: dict[str, dict[str, Any]] = {
+            "gateway": {"network_security_group": {"id": gateway_nsg.id}},
+            "apps": {"delegations": [{"name": "container-apps", "service_name": "Microsoft.App/environments"}]},
+            "db": {"delegations": [{"name": "postgres", "service_name": "Microsoft.DBforPostgreSQL/flexibleServers"}]},
+        }
+        subnets: dict[str, network.Subnet] = {}
+        previous: list[pulumi.Resource] = []
+        for role, extra in extras.items():
+            subnets[role] = network.Subnet(
+                f"{name}-{role}-subnet",
+                subnet_name=role,
+                virtual_network_name=vnet.name,
+                resource_group_name=self.resource_group_name,
+                address_prefix=cidrs[role],
+                **extra,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=previous),
+            )
+            previous = [subnets[role]]
         self.vnet = vnet
-        return {"gateway": gateway_subnet, "apps": apps_subnet, "db": db_subnet}
+        return subnets
 
     def _private_zone(self, name: str, zone_name: pulumi.Input[str]) -> privatedns.PrivateZone:
         """A private DNS zone linked to the network, so names resolve to private addresses only."""

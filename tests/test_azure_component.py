@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from azure_mock_outputs import ENV_DEFAULT_DOMAIN, TENANT_ID, WORKSPACE_CUSTOMER_ID, azure_outputs
-from pulumi_harness import SECRET, ProgramFailedError, Registration, StackRun, run_stack
+from pulumi_harness import SECRET, Registration, StackRun, run_stack
+from rejections import assert_refused_before_any_resource, with_invalid_value
 from test_config import INVALID_VALUES
 
 from components.azure import AzureSettings
@@ -278,17 +279,7 @@ def test_every_child_is_parented_to_the_component_and_named_after_it() -> None:
 
 @pytest.mark.parametrize(("key", "value", "message"), INVALID_VALUES)
 def test_bad_config_fails_before_any_resource(key: str, value: object, message: str) -> None:
-    config = {**PROD, **{key.split(".")[0]: value}}
-    if key == "idle_capacity" and value == 5:
-        config["capacity"] = 2
-    if key == "preview_port":
-        config["listen_port"] = value
-        config["preview_port"] = value
-    with pytest.raises(ProgramFailedError) as err:
-        run_stack(config, stack="prod", provider_config=LOCATION)
-    assert isinstance(err.value.cause, ConfigError)
-    assert message in str(err.value.cause)
-    assert err.value.resources == []
+    assert_refused_before_any_resource(with_invalid_value(PROD, key, value), "prod", LOCATION, message)
 
 
 @pytest.mark.parametrize(
@@ -318,11 +309,7 @@ def test_bad_config_fails_before_any_resource(key: str, value: object, message: 
 def test_bad_azure_settings_fail_before_any_resource(
     config: dict[str, Any], provider: dict[str, str], message: str
 ) -> None:
-    with pytest.raises(ProgramFailedError) as err:
-        run_stack({**PROD, **config}, stack="prod", provider_config=provider)
-    assert isinstance(err.value.cause, ConfigError)
-    assert message in str(err.value.cause)
-    assert err.value.resources == []
+    assert_refused_before_any_resource({**PROD, **config}, "prod", provider, message)
 
 
 def test_name_prefix_comes_from_the_stack_unless_the_stack_name_cannot_give_one() -> None:
