@@ -116,7 +116,7 @@ class AzureSettings:
         # A review stack inherits its template's settings; its own stack name keeps its names apart.
         configured = "name_prefix" in raw and not config.db.ephemeral
         prefix = raw["name_prefix"] if configured else default_prefix.rstrip("-")
-        if not isinstance(prefix, str) or not re.fullmatch(_PREFIX_PATTERN, prefix) or len(prefix) > 16:
+        if not isinstance(prefix, str) or not re.fullmatch(_PREFIX_PATTERN, prefix) or not 2 <= len(prefix) <= 16:
             raise _fail(
                 "name_prefix",
                 prefix,
@@ -124,8 +124,6 @@ class AzureSettings:
                 "(it prefixes Container App and Key Vault names, which Azure keeps short)"
                 + ("" if configured else "; the stack name does not give one, so set it"),
             )
-        if len(prefix) < 2:
-            raise _fail("name_prefix", prefix, "at least 2 characters")
 
         resource_group = raw.get("resource_group")
         if resource_group is not None and (
@@ -289,7 +287,7 @@ class AzureBlueGreen(pulumi.ComponentResource):
         config, settings = args.config, args.settings
         prefix = settings.name_prefix
         child = pulumi.ResourceOptions(parent=self)
-        self._config, self._settings, self._name = config, settings, name
+        self._config, self._settings = config, settings
 
         client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         # Globally unique names (Key Vault, PostgreSQL, the gateway's DNS label) get a stable suffix.
@@ -354,7 +352,6 @@ class AzureBlueGreen(pulumi.ComponentResource):
         metrics = {
             "source": METRICS_SOURCE,
             "gateway_id": self.gateway.id,
-            "workspace_id": workspace.customer_id,
             "pools": {color: _pool_name(color) for color in COLORS},
         }
         self.outputs = contract_outputs(config, live_url, preview_url, metrics)

@@ -32,7 +32,6 @@ NAME_INPUT = {
 TENANT_ID = "00000000-0000-0000-0000-00000000007e"
 ENV_DEFAULT_DOMAIN = "kindrock-1a2b3c4d.westeurope.azurecontainerapps.io"
 ENV_STATIC_IP = "10.60.2.200"
-WORKSPACE_CUSTOMER_ID = "5e1a0000-0000-0000-0000-00000000a9a9"
 
 
 def azure_outputs(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
@@ -66,6 +65,4 @@ def azure_outputs(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
         out["fullyQualifiedDomainName"] = f"{inputs['serverName']}.postgres.database.azure.com"
     elif args.typ == "azure-native:app:ManagedEnvironment":
         out |= {"defaultDomain": ENV_DEFAULT_DOMAIN, "staticIp": ENV_STATIC_IP}
-    elif args.typ == "azure-native:operationalinsights:Workspace":
-        out["customerId"] = WORKSPACE_CUSTOMER_ID
     return out

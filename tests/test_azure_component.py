@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from azure_mock_outputs import ENV_DEFAULT_DOMAIN, TENANT_ID, WORKSPACE_CUSTOMER_ID, azure_outputs
+from azure_mock_outputs import ENV_DEFAULT_DOMAIN, TENANT_ID, azure_outputs
 from pulumi_harness import SECRET, Registration, StackRun, run_stack
 from rejections import assert_refused_before_any_resource, with_invalid_value
 from test_config import INVALID_VALUES
@@ -80,7 +80,6 @@ def test_prod_rule_routes_to_the_live_pool_and_preview_to_the_idle_one(live: str
     assert out["metrics"] == {
         "source": "azure_monitor",
         "gateway_id": "prod-bluegreen-gateway-id",
-        "workspace_id": WORKSPACE_CUSTOMER_ID,
         "pools": {"blue": "blue-pool", "green": "green-pool"},
     }
 
@@ -290,6 +289,7 @@ def test_bad_config_fails_before_any_resource(key: str, value: object, message: 
         ({"azure": {"name_prefix": "Shop"}}, LOCATION, "bluegreen:azure.name_prefix = 'Shop' is invalid"),
         ({"azure": {"name_prefix": "shop--prod"}}, LOCATION, "single hyphens"),
         ({"azure": {"name_prefix": "a-very-long-prefix-name"}}, LOCATION, "2-16 characters"),
+        ({"azure": {"name_prefix": "a"}}, LOCATION, "2-16 characters"),
         ({"azure": {"resource_group": "rg."}}, LOCATION, "bluegreen:azure.resource_group = 'rg.' is invalid"),
         ({"azure": {"vnet_cidr": "10.0.0.0/24"}}, LOCATION, "/22 or larger"),
         ({"azure": {"vnet_cidr": "8.8.0.0/16"}}, LOCATION, "a private IPv4 block"),

@@ -19,7 +19,6 @@ GATEWAY_ID = (
 METRICS = {
     "source": "azure_monitor",
     "gateway_id": GATEWAY_ID,
-    "workspace_id": "5e1a0000-0000-0000-0000-00000000a9a9",
     "pools": {"blue": "blue-pool", "green": "green-pool"},
 }
 START = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
