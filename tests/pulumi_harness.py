@@ -172,6 +172,13 @@ class DefaultMocks(pulumi.runtime.Mocks):
             return {"name": "eu-west-1", "region": "eu-west-1", "id": "eu-west-1"}
         if args.token in ("aws:index/getCallerIdentity:getCallerIdentity",):
             return {"accountId": "123456789012", "arn": "arn:aws:iam::123456789012:user/ci", "userId": "ci"}
+        if args.token == "azure-native:authorization:getClientConfig":
+            return {
+                "clientId": "00000000-0000-0000-0000-0000000000c1",
+                "objectId": "00000000-0000-0000-0000-0000000000b1",
+                "subscriptionId": "00000000-0000-0000-0000-00000000005b",
+                "tenantId": "00000000-0000-0000-0000-00000000007e",
+            }
         return {}
 
 

@@ -6,10 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from pulumi_harness import SECRET, ProgramFailedError, Registration, StackRun, run_stack
+from pulumi_harness import SECRET, Registration, StackRun, run_stack
+from rejections import assert_refused_before_any_resource, with_invalid_value
 from test_config import INVALID_VALUES
-
-from components.config import ConfigError
 
 REGION = {"aws:region": "eu-west-1"}
 LISTENER = "aws:lb/listener:Listener"
@@ -221,17 +220,7 @@ def test_every_child_is_parented_to_the_component_and_named_after_it() -> None:
 
 @pytest.mark.parametrize(("key", "value", "message"), INVALID_VALUES)
 def test_bad_config_fails_before_any_resource(key: str, value: object, message: str) -> None:
-    config = {**PROD, **{key.split(".")[0]: value}}
-    if key == "idle_capacity" and value == 5:
-        config["capacity"] = 2
-    if key == "preview_port":
-        config["listen_port"] = value
-        config["preview_port"] = value
-    with pytest.raises(ProgramFailedError) as err:
-        run_stack(config, stack="prod", provider_config=REGION)
-    assert isinstance(err.value.cause, ConfigError)
-    assert message in str(err.value.cause)
-    assert err.value.resources == []
+    assert_refused_before_any_resource(with_invalid_value(PROD, key, value), "prod", REGION, message)
 
 
 @pytest.mark.parametrize(
@@ -250,11 +239,7 @@ def test_bad_config_fails_before_any_resource(key: str, value: object, message: 
 def test_bad_aws_settings_fail_before_any_resource(
     aws_settings: dict[str, Any], provider: dict[str, str], message: str
 ) -> None:
-    with pytest.raises(ProgramFailedError) as err:
-        run_stack({**PROD, "aws": aws_settings}, stack="prod", provider_config=provider)
-    assert isinstance(err.value.cause, ConfigError)
-    assert message in str(err.value.cause)
-    assert err.value.resources == []
+    assert_refused_before_any_resource({**PROD, "aws": aws_settings}, "prod", provider, message)
 
 
 def test_prod_stack_file_builds() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-
-from components.config import ConfigError
-from tests.pulumi_harness import ROOT, SECRET, ProgramFailedError, Registration, StackRun, run_stack
+from pulumi_harness import ROOT, SECRET, Registration, StackRun, run_stack
+from rejections import assert_refused_before_any_resource, with_invalid_value
+from test_config import INVALID_VALUES
 
 PROVIDER = {"gcp:project": "shop-prod-1234", "gcp:region": "europe-west1"}
 PASSWORD = "mock-generated-password-3f9a"
@@ -288,11 +288,14 @@ def test_an_existing_network_is_used_as_given() -> None:
 def test_bad_gcp_config_fails_before_any_resource(
     config: dict[str, Any], provider: dict[str, str] | None, message: str
 ) -> None:
-    with pytest.raises(ProgramFailedError) as failure:
-        gcp_stack(provider=provider, **config)
-    assert isinstance(failure.value.cause, ConfigError)
-    assert message in str(failure.value.cause)
-    assert failure.value.resources == [], "nothing may be registered on bad input"
+    assert_refused_before_any_resource(
+        {"cloud": "gcp", **config}, "prod", PROVIDER if provider is None else provider, message
+    )
+
+
+@pytest.mark.parametrize(("key", "value", "message"), INVALID_VALUES)
+def test_bad_stack_config_fails_before_any_resource(key: str, value: object, message: str) -> None:
+    assert_refused_before_any_resource(with_invalid_value({"cloud": "gcp"}, key, value), "prod", PROVIDER, message)
 
 
 def test_stack_names_gcp_cannot_use_become_valid_bounded_prefixes() -> None:

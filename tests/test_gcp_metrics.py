@@ -15,10 +15,10 @@ import pytest
 from google.api import metric_pb2, monitored_resource_pb2
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import monitoring_v3
+from test_gcp_component import EXPECTED_METRICS, gcp_stack
 
 from scripts.metrics import MetricsSourceError, metrics_source_for
 from scripts.metrics.cloud_monitoring import BACKEND_LATENCIES, REQUEST_COUNT, CloudMonitoringSource
-from tests.test_gcp_component import EXPECTED_METRICS, gcp_stack
 
 # What the GCP component exports (asserted there), so both sides agree on the shape.
 OUTPUTS = EXPECTED_METRICS
