@@ -182,16 +182,20 @@ class ServerStat:
 
 
 class Haproxy:
-    def __init__(self, state: StateDir, ports: PortPlan, health_path: str, log_port: int) -> None:
+    def __init__(self, state: StateDir, ports: PortPlan, health_path: str) -> None:
         self.state = state
         self.ports = ports
         self.health_path = health_path
-        self.log_port = log_port
         self.dir = state.haproxy_dir
         self.config_file = self.dir / "haproxy.cfg"
         self.map_file = self.dir / "live.map"
         self.socket_path = self.dir / "admin.sock"
         self.pid_file = self.dir / "haproxy.pid"
+
+    @property
+    def log_port(self) -> int:
+        """The UDP port for request logs, chosen free once and kept in the state file."""
+        return self.state.port("haproxy_log_udp_port", socket.SOCK_DGRAM)
 
     # -- config ----------------------------------------------------------------
 
