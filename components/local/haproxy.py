@@ -38,6 +38,8 @@ from components.local.settings import PortPlan
 from components.local.state import StateDir
 
 DEBIAN_PACKAGE = "haproxy"
+# Where Debian puts it when /usr/sbin is not on PATH (a non-root shell).
+HAPROXY_CANDIDATES = ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy")
 SPLIT_BACKEND = "be_split"
 APP_SERVER = "app"
 
@@ -114,9 +116,7 @@ def parse_log_line(line: str | bytes) -> RequestLog | None:
 
 
 def find_haproxy() -> str:
-    found = shutil.which("haproxy") or next(
-        (p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if os.access(p, os.X_OK)), None
-    )
+    found = shutil.which("haproxy") or next((p for p in HAPROXY_CANDIDATES if os.access(p, os.X_OK)), None)
     if not found:
         raise MissingHaproxyError(
             f"haproxy not found in PATH or /usr/sbin; install the Debian package '{DEBIAN_PACKAGE}' "

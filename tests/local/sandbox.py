@@ -77,6 +77,7 @@ class LocalProject:
             "preview_cidrs": ["127.0.0.1/32"],
             "local": {"app_workers": 1, "app_threads": 4},
         }
+        self.initial = dict(self.values)
         self.write()
 
     def write(self, **changes: Any) -> StackConfig:
@@ -87,6 +88,10 @@ class LocalProject:
 
     def config(self) -> StackConfig:
         return StackConfig.from_stack_file(self.stack, self.root)
+
+    def initial_config(self) -> StackConfig:
+        """The stack as first written: valid even after a test wrote a bad config."""
+        return StackConfig.parse(self.initial, self.stack)
 
     def environment(self, config: StackConfig | None = None) -> LocalEnvironment:
         env = LocalEnvironment(config or self.config(), self.root)
@@ -110,5 +115,5 @@ def scratch_project(stack: str = "t") -> Iterator[LocalProject]:
     finally:
         for env in project.environments:
             env.down()
-        LocalEnvironment(project.config(), root).down()
+        LocalEnvironment(project.initial_config(), root).down()
         shutil.rmtree(root, ignore_errors=True)
