@@ -140,6 +140,7 @@ class SwitchMark:
     to_color: str
     begun: float
     completed: float
+    routed: float | None = None  # when HAProxy took the route (after the pre-switch checks)
 
 
 @dataclass
@@ -149,11 +150,12 @@ class SwitchAnalysis:
     failed: int
     wrong_color_after_switch: int
     latencies_ms: list[float]
+    route_latencies_ms: list[float] = field(default_factory=list)
 
-    def percentile(self, q: float) -> float | None:
-        if not self.latencies_ms:
+    def percentile(self, q: float, values: list[float] | None = None) -> float | None:
+        ordered = sorted(self.latencies_ms if values is None else values)
+        if not ordered:
             return None
-        ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
@@ -167,6 +169,7 @@ def analyze_switches(report: LoadReport, marks: list[SwitchMark]) -> SwitchAnaly
     results = sorted(report.results, key=lambda r: r.sent)
     wrong = 0
     latencies = []
+    route_latencies = []
     for index, mark in enumerate(marks):
         window_end = marks[index + 1].begun if index + 1 < len(marks) else float("inf")
         first_new = min(
@@ -174,5 +177,11 @@ def analyze_switches(report: LoadReport, marks: list[SwitchMark]) -> SwitchAnaly
         )
         if first_new is not None:
             latencies.append((first_new - mark.begun) * 1000)
+        if mark.routed is not None:
+            first_after_route = min(
+                (r.done for r in results if r.sent >= mark.routed and r.color == mark.to_color and r.ok), default=None
+            )
+            if first_after_route is not None:
+                route_latencies.append((first_after_route - mark.routed) * 1000)
         wrong += sum(1 for r in results if mark.completed < r.sent < window_end and r.ok and r.color != mark.to_color)
-    return SwitchAnalysis(len(marks), len(results), len(report.failed), wrong, latencies)
+    return SwitchAnalysis(len(marks), len(results), len(report.failed), wrong, latencies, route_latencies)

@@ -351,7 +351,9 @@ class LocalEnvironment:
             if routing.weights()[color] > 0:
                 self._check_ready(color)
         before = self._current_routing()
+        checked_ms = (time.monotonic() - started) * 1000
         self.haproxy.route(routing)
+        routed_at = time.monotonic()
         after = self._current_routing()
         if after != routing:
             raise LocalTargetError(f"HAProxy reports route {after} after switching to {routing}")
@@ -360,6 +362,9 @@ class LocalEnvironment:
             "to": routing.live_color,
             "live_traffic_percent": routing.live_percent,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            "checks_ms": round(checked_ms, 1),
+            # time.monotonic() when HAProxy took the new route, for latency measurements.
+            "routed_at": routed_at,
         }
 
     def _migrate(self, before_apps: bool) -> list[str]:
