@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from scripts.metrics import MetricsSample, MetricsSourceError
+from scripts.metrics import ColorHealth, MetricsSample, MetricsSourceError
 
 NAMESPACE = "AWS/ApplicationELB"
 PERIOD_S = 60
@@ -30,10 +30,28 @@ LATENCY_METRIC = "TargetResponseTime"
 class CloudWatchSource:
     """Reads one colour's target group: request count, 5xx (target + load balancer), p99."""
 
-    def __init__(self, client: Any, load_balancer: str, target_groups: Mapping[str, str]) -> None:
+    def __init__(
+        self, client: Any, load_balancer: str, target_groups: Mapping[str, str], elbv2: Any = None, sts: Any = None
+    ) -> None:
         self.client = client
         self.load_balancer = load_balancer
         self.target_groups = dict(target_groups)
+        self.elbv2 = elbv2
+        self.sts = sts
+        self._account: str | None = None
+
+    def health(self, color: str) -> ColorHealth:
+        """Target health as the ALB sees it (``describe_target_health``), not a metric that lags."""
+        self._dimensions(color)
+        if self._account is None:
+            self._account = self.sts.get_caller_identity()["Account"]
+        region = self.elbv2.meta.region_name
+        arn = f"arn:aws:elasticloadbalancing:{region}:{self._account}:{self.target_groups[color]}"
+        targets = self.elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+        states = [t["TargetHealth"]["State"] for t in targets]
+        healthy = states.count("healthy")
+        counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))) or "no registered targets"
+        return ColorHealth(color, healthy, len(states), f"{color}: {healthy}/{len(states)} healthy ({counts})")
 
     def _dimensions(self, color: str) -> list[dict[str, str]]:
         if color not in self.target_groups:
@@ -106,8 +124,13 @@ def from_outputs(metrics: Mapping[str, Any], client: Any = None, **_: Any) -> Cl
     target_groups = metrics["target_groups"]
     if not isinstance(target_groups, Mapping) or set(target_groups) != {"blue", "green"}:
         raise MetricsSourceError(f"metrics.target_groups must map blue and green, got {target_groups!r}")
-    if client is None:
-        import boto3
+    import boto3
 
-        client = boto3.client("cloudwatch", region_name=metrics["region"])
-    return CloudWatchSource(client, str(metrics["load_balancer"]), target_groups)
+    region = metrics["region"]
+    return CloudWatchSource(
+        client or boto3.client("cloudwatch", region_name=region),
+        str(metrics["load_balancer"]),
+        target_groups,
+        elbv2=boto3.client("elbv2", region_name=region),
+        sts=boto3.client("sts", region_name=region),
+    )

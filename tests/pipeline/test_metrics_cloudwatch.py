@@ -118,3 +118,20 @@ def test_p99_is_read_from_extended_statistics_in_milliseconds() -> None:
 def test_bad_metrics_output_is_a_clear_error(outputs, message) -> None:
     with pytest.raises(MetricsSourceError, match=message):
         metrics_source_for(outputs)
+
+
+def test_health_is_the_target_groups_view(cloudwatch) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    groups = {}
+    for color in ("blue", "green"):
+        tg = elbv2.create_target_group(Name=color, Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip")
+        groups[color] = tg["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.register_targets(TargetGroupArn=groups["blue"], Targets=[{"Id": "10.0.0.5"}, {"Id": "10.0.0.6"}])
+    outputs = {**OUTPUTS, "target_groups": {c: arn.split(":", 5)[5] for c, arn in groups.items()}}
+    source = metrics_source_for(outputs)
+    blue, green = source.health("blue"), source.health("green")
+    assert (blue.healthy, blue.total, blue.ok) == (2, 2, True)
+    assert (green.total, green.ok) == (0, False)
+    assert "no registered targets" in green.detail
