@@ -1,0 +1,238 @@
+"""``smoke``, ``switch``, ``monitor``, ``rollback``, ``deploy`` and ``status`` (``python -m scripts ...``).
+
+Exit codes (DESIGN.md): 0 success, 1 checks failed or rolled back, 2 bad input or
+environment (bad config or smoke file, a locked stack, an apply that failed, a
+missing metrics source). Commands that change a stack hold the stack lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from components.config import COLORS, ConfigError, StackConfig
+from components.migrations import MigrationError
+from scripts.decision import PROMOTE, ROLLBACK
+from scripts.lock import StackLock, StackLockedError
+from scripts.metrics import MetricsSourceError
+from scripts.pipeline import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Migrator, Pipeline, PipelineOptions, ReleaseAborted
+from scripts.pipeline import print_summary as print_run_summary
+from scripts.record import RunRecord, TrafficRecorder, load_last_decision, utc_now
+from scripts.smoke import SmokeFileError
+from scripts.targets import Target, TargetError, open_target
+
+ROOT = Path(__file__).resolve().parent.parent
+BAD_INPUT = (ConfigError, SmokeFileError, StackLockedError, MetricsSourceError, TargetError, MigrationError)
+
+
+def add_commands(subparsers: Any) -> None:
+    def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        sub = subparsers.add_parser(name, help=help_text)
+        sub.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
+        sub.add_argument("--project-dir", default=str(ROOT), help=argparse.SUPPRESS)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    smoke = command("smoke", "run the YAML smoke checks against a colour's route", cmd_smoke)
+    smoke.add_argument("--color", choices=COLORS, help="colour to check (default: the idle colour)")
+    smoke.add_argument("--file", default=None, help="smoke checks file (default: smoke.yaml at the project root)")
+    switch = command("switch", "set live_color and apply, then verify traffic moved", cmd_switch)
+    switch.add_argument("--to", required=True, choices=COLORS, help="the colour to make live")
+    monitor = command("monitor", "watch the live colour; roll back on breach", cmd_monitor)
+    rollback = command("rollback", "flip live_color back at once (no pre-switch checks)", cmd_rollback)
+    rollback.add_argument("--reason", default="requested by hand", help="recorded with the rollback")
+    deploy = command("deploy", "release a version: migrate, idle gets it, smoke, switch, monitor", cmd_deploy)
+    deploy.add_argument("--version", required=True, help="the version (image tag / app version) to release")
+    deploy.add_argument("--file", default=None, help="smoke checks file (default: smoke.yaml)")
+    for sub in (deploy, switch, monitor, rollback):
+        sub.add_argument("--report", type=Path, help="write the run's record (decisions, evidence) as JSON")
+        sub.add_argument("--timeline", type=Path, help="draw request/error rate and p99 per colour as PNG")
+
+
+def _fail(console: Console, exc: BaseException) -> int:
+    console.print(f"[red]error:[/] {escape(str(exc))}")
+    return EXIT_BAD_INPUT
+
+
+def _smoke_file(args: argparse.Namespace) -> Path:
+    return Path(args.file) if getattr(args, "file", None) else Path(args.project_dir) / "smoke.yaml"
+
+
+def _migrator() -> Migrator | None:
+    """Migrations run through scripts.migrate when the stack gives a database URL."""
+    try:
+        from scripts.migrate import apply_migrations
+    except ImportError:
+        return None
+
+    def migrate(config: StackConfig, progress: Callable[[str], None]) -> str:
+        url = _database_url(config)
+        if url is None:
+            return "no database URL for this stack (set BLUEGREEN_DATABASE_URL): migrations not run"
+        report = apply_migrations(url, config.blue_version, config.green_version, progress=progress)
+        return "migrations: " + report.summary()
+
+    return migrate
+
+
+def _database_url(config: StackConfig) -> str | None:
+    import os
+
+    if url := os.environ.get("BLUEGREEN_DATABASE_URL"):
+        return url
+    if config.cloud == "local":
+        from scripts.targets.local import local_database_url
+
+        return local_database_url(config, ROOT)
+    return None
+
+
+class _Run:
+    """Target, record, pipeline and lock for one command, with the shared error handling."""
+
+    def __init__(self, args: argparse.Namespace, command: str, console: Console) -> None:
+        self.args = args
+        self.console = console
+        self.record = RunRecord(args.stack, command, console)
+        self.lock = StackLock(args.project_dir, args.stack, command)
+
+    def run(self, body: Callable[[Target, Pipeline], int], locked: bool = True) -> int:
+        try:
+            if locked:
+                self.lock.acquire()
+            try:
+                target = open_target(self.args.stack, self.args.project_dir)
+                pipeline = Pipeline(target, self.record, PipelineOptions(_smoke_file(self.args)), _migrator())
+                recorder = _recorder(target, self.record, self.args)
+                if recorder is None:
+                    code = body(target, pipeline)
+                else:
+                    with recorder:
+                        code = body(target, pipeline)
+            finally:
+                self.lock.release()
+        except BAD_INPUT as exc:
+            self.record.finish("error", EXIT_BAD_INPUT, error=str(exc))
+            code = _fail(self.console, exc)
+        except ReleaseAborted as exc:
+            self.record.finish("aborted", EXIT_FAILED, reason=str(exc))
+            code = EXIT_FAILED
+        if self.record.exit_code is None:
+            self.record.finish("done" if code == EXIT_OK else "failed", code)
+        self._write_outputs()
+        return code
+
+    def _write_outputs(self) -> None:
+        args = self.args
+        self.record.save_last_decision(Path(args.project_dir).resolve() / ".bluegreen" / args.stack)
+        if getattr(args, "report", None):
+            self.record.write_json(args.report)
+            self.console.print(f"report: {args.report}")
+        if getattr(args, "timeline", None):
+            from scripts.timeline import draw_timeline
+
+            draw_timeline(self.record, args.timeline)
+            self.console.print(f"timeline: {args.timeline}")
+
+
+def _recorder(target: Target, record: RunRecord, args: argparse.Namespace) -> TrafficRecorder | None:
+    if not getattr(args, "timeline", None) and not getattr(args, "report", None):
+        return None
+    period = max(1.0, float(target.config().monitor.interval_s))
+    return TrafficRecorder(target.metrics(), record, period_s=period)
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+
+    def body(target: Target, pipeline: Pipeline) -> int:
+        color = args.color or target.config().idle_color
+        return EXIT_OK if pipeline.smoke(color).passed else EXIT_FAILED
+
+    return _Run(args, "smoke", console).run(body, locked=False)
+
+
+def cmd_switch(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+
+    def body(target: Target, pipeline: Pipeline) -> int:
+        config = target.config()
+        if config.live_color == args.to and not config.gradual_switch_in_progress:
+            pipeline.record.note("switch", f"{args.to} is already live at 100%; nothing to do")
+            return EXIT_OK
+        health = target.health(args.to)
+        if not health.ok:
+            pipeline.record.note("abort", f"not switching: {health.detail}")
+            return EXIT_FAILED
+        switched, _ = pipeline.switch(args.to)
+        return EXIT_OK if switched else EXIT_FAILED
+
+    run = _Run(args, f"switch --to {args.to}", console)
+    code = run.run(body)
+    print_run_summary(run.record, console)
+    return code
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+
+    def body(target: Target, pipeline: Pipeline) -> int:
+        config = target.config()
+        result = pipeline.monitor(config.live_color, utc_now())
+        if result.decision.action == ROLLBACK:
+            pipeline.rollback(config.idle_color, result.decision)
+            return EXIT_FAILED
+        if result.decision.action == PROMOTE:
+            pipeline.record.note("promote", result.decision.reason, **result.decision.to_dict())
+            return EXIT_OK
+        pipeline.record.note("hold", result.decision.reason, **result.decision.to_dict())
+        return EXIT_FAILED
+
+    run = _Run(args, "monitor", console)
+    code = run.run(body)
+    print_run_summary(run.record, console)
+    return code
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+
+    def body(target: Target, pipeline: Pipeline) -> int:
+        pipeline.rollback(target.config().idle_color, None, reason=args.reason)
+        return EXIT_OK
+
+    run = _Run(args, "rollback", console)
+    code = run.run(body)
+    print_run_summary(run.record, console)
+    return code
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    run = _Run(args, f"deploy --version {args.version}", console)
+    code = run.run(lambda target, pipeline: pipeline.deploy(args.version))
+    print_run_summary(run.record, console)
+    return code
+
+
+def status_document(target: Target, project_dir: Path) -> dict[str, Any]:
+    """``status --json``: the stack outputs, each colour's health, and the last decision."""
+    document: dict[str, Any] = dict(target.outputs())
+    health = {}
+    for color in COLORS:
+        h = target.health(color)
+        health[color] = {"ok": h.ok, "healthy": h.healthy, "total": h.total, "detail": h.detail}
+    document["health"] = health
+    document["last_decision"] = load_last_decision(project_dir.resolve() / ".bluegreen" / target.stack)
+    return document
+
+
+def print_json(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=True, default=str) + "\n")
