@@ -19,7 +19,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from components.config import StackConfig, other_color
+from components.config import other_color
 from scripts.decision import INCONCLUSIVE, PROMOTE, ROLLBACK, Check, Decision
 from scripts.metrics import ColorHealth
 from scripts.monitor import MonitorResult, watch
@@ -29,9 +29,6 @@ from scripts.targets import Target
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 COLOR_HEADER = "X-App-Color"
-
-# Applies pending migrations for the versions both colours will run; returns a one-line summary.
-Migrator = Callable[[StackConfig, Callable[[str], None]], str]
 
 
 @dataclass(frozen=True)
@@ -52,14 +49,12 @@ class Pipeline:
         target: Target,
         record: RunRecord,
         options: PipelineOptions,
-        migrator: Migrator | None = None,
         console: Console | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.target = target
         self.record = record
         self.options = options
-        self.migrator = migrator
         self.console = console or record.console
         self.sleep = sleep
         self.http = httpx.Client(timeout=5.0)
@@ -235,10 +230,7 @@ class Pipeline:
             live=live,
             idle=idle,
         )
-        if self.migrator is not None:
-            planned = config.with_changes(**{f"{idle}_version": version})
-            summary = self.migrator(planned, lambda line: self.record.note("migrate", line))
-            self.record.note("migrate", summary)
+        self.record.note("migrate", self.target.migrate(lambda line: self.record.note("migrate", line)))
         try:
             self.apply(f"{idle} runs {version} at full capacity", **{f"{idle}_version": version}, warm_idle=True)
             self.wait_healthy(idle)

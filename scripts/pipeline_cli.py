@@ -16,17 +16,19 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
-from components.config import COLORS, ConfigError, StackConfig
+from components.config import COLORS, ConfigError
 from components.migrations import MigrationError
 from scripts.decision import PROMOTE, ROLLBACK
 from scripts.lock import StackLock, StackLockedError
 from scripts.metrics import MetricsSourceError
-from scripts.pipeline import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Migrator, Pipeline, PipelineOptions, ReleaseAborted
+from scripts.pipeline import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Pipeline, PipelineOptions, ReleaseAborted
 from scripts.pipeline import print_summary as print_run_summary
 from scripts.record import RunRecord, TrafficRecorder, load_last_decision, utc_now
 from scripts.smoke import SmokeFileError
 from scripts.targets import Target, TargetError, open_target
+from scripts.targets.local import LocalTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD_INPUT = (ConfigError, SmokeFileError, StackLockedError, MetricsSourceError, TargetError, MigrationError)
@@ -51,6 +53,9 @@ def add_commands(subparsers: Any) -> None:
     deploy = command("deploy", "release a version: migrate, idle gets it, smoke, switch, monitor", cmd_deploy)
     deploy.add_argument("--version", required=True, help="the version (image tag / app version) to release")
     deploy.add_argument("--file", default=None, help="smoke checks file (default: smoke.yaml)")
+    # ``status`` (with --json) comes from the local CLI; one handler serves every target: the
+    # local runtime's view plus the contract outputs, health and the last decision.
+    subparsers.choices["status"].set_defaults(handler=cmd_status)
     for sub in (deploy, switch, monitor, rollback):
         sub.add_argument("--report", type=Path, help="write the run's record (decisions, evidence) as JSON")
         sub.add_argument("--timeline", type=Path, help="draw request/error rate and p99 per colour as PNG")
@@ -63,35 +68,6 @@ def _fail(console: Console, exc: BaseException) -> int:
 
 def _smoke_file(args: argparse.Namespace) -> Path:
     return Path(args.file) if getattr(args, "file", None) else Path(args.project_dir) / "smoke.yaml"
-
-
-def _migrator() -> Migrator | None:
-    """Migrations run through scripts.migrate when the stack gives a database URL."""
-    try:
-        from scripts.migrate import apply_migrations
-    except ImportError:
-        return None
-
-    def migrate(config: StackConfig, progress: Callable[[str], None]) -> str:
-        url = _database_url(config)
-        if url is None:
-            return "no database URL for this stack (set BLUEGREEN_DATABASE_URL): migrations not run"
-        report = apply_migrations(url, config.blue_version, config.green_version, progress=progress)
-        return "migrations: " + report.summary()
-
-    return migrate
-
-
-def _database_url(config: StackConfig) -> str | None:
-    import os
-
-    if url := os.environ.get("BLUEGREEN_DATABASE_URL"):
-        return url
-    if config.cloud == "local":
-        from scripts.targets.local import local_database_url
-
-        return local_database_url(config, ROOT)
-    return None
 
 
 class _Run:
@@ -109,7 +85,7 @@ class _Run:
                 self.lock.acquire()
             try:
                 target = open_target(self.args.stack, self.args.project_dir)
-                pipeline = Pipeline(target, self.record, PipelineOptions(_smoke_file(self.args)), _migrator())
+                pipeline = Pipeline(target, self.record, PipelineOptions(_smoke_file(self.args)))
                 recorder = _recorder(target, self.record, self.args)
                 if recorder is None:
                     code = body(target, pipeline)
@@ -222,9 +198,45 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    try:
+        target = open_target(args.stack, args.project_dir)
+        document = status_document(target, Path(args.project_dir))
+    except BAD_INPUT as exc:
+        return _fail(console, exc)
+    if args.json:
+        print_json(document)
+        return EXIT_OK
+    out = Console()
+    if "colors" in document:
+        from scripts.local_cli import _print_status
+
+        _print_status(document, out)
+    else:
+        table = Table(title=f"stack {args.stack}")
+        for column in ("colour", "role", "version", "health"):
+            table.add_column(column)
+        for color in COLORS:
+            role = "live" if document["live_color"] == color else "idle"
+            table.add_row(color, role, str(document[f"{color}_version"]), document["health"][color]["detail"])
+        out.print(table)
+        out.print(f"live: {document['live_color']} at {document['live_url']}, preview: {document['preview_url']}")
+    last = document.get("last_decision")
+    if last:
+        out.print(f"last decision ({last['at']}, {last['command']}): {last['kind']}: {last['message']}")
+    return EXIT_OK
+
+
 def status_document(target: Target, project_dir: Path) -> dict[str, Any]:
-    """``status --json``: the stack outputs, each colour's health, and the last decision."""
+    """``status --json``: the stack outputs, each colour's health, and the last decision.
+
+    A local stack adds what its runtime reports (processes, HAProxy, PostgreSQL); there
+    ``live_color`` is the route HAProxy really holds (None when the stack is down).
+    """
     document: dict[str, Any] = dict(target.outputs())
+    if isinstance(target, LocalTarget):
+        document.update(target.environment().status())
     health = {}
     for color in COLORS:
         h = target.health(color)

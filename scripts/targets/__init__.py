@@ -46,6 +46,10 @@ class Target(Protocol):
         """The metrics source named by the ``metrics`` output."""
         ...
 
+    def migrate(self, progress: Progress) -> str:
+        """Apply pending migrations the running colours allow; a one-line summary."""
+        ...
+
 
 def open_target(stack: str, project_dir: Path | str = ".", **options: Any) -> Target:
     """The local runtime for ``cloud: local`` stacks, the Automation API for the clouds."""

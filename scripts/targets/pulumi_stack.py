@@ -7,6 +7,7 @@ the stack is brought back in line with them before the error is raised.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from scripts.metrics import ColorHealth, HealthSource, MetricsSource, MetricsSou
 from scripts.targets import Progress, TargetError
 
 STDERR_SHOWN = 1500
+DATABASE_URL_ENV = "BLUEGREEN_DATABASE_URL"
 
 
 def config_text(value: Any) -> str:
@@ -39,9 +41,18 @@ class PulumiStackTarget:
         **metrics_options: Any,
     ) -> None:
         self.stack = stack
+        self.project_dir = Path(project_dir).resolve()
         self.metrics_options = metrics_options
         options = auto.LocalWorkspaceOptions(pulumi_command=pulumi_command, env_vars=dict(env_vars or {}))
-        self._stack = auto.select_stack(stack, work_dir=str(Path(project_dir).resolve()), opts=options)
+        try:
+            self._stack = auto.select_stack(stack, work_dir=str(self.project_dir), opts=options)
+        except FileNotFoundError:
+            raise TargetError(
+                f"stack {stack!r} is a cloud stack and needs the Pulumi CLI, which is not installed here "
+                "(https://www.pulumi.com/docs/install/); the local target needs none"
+            ) from None
+        except auto.CommandError as exc:
+            raise TargetError(f"cannot select stack {stack!r}: {str(exc)[-STDERR_SHOWN:]}") from exc
 
     def _raw_config(self) -> dict[str, auto.ConfigValue]:
         prefix = f"{NAMESPACE}:"
@@ -84,6 +95,19 @@ class PulumiStackTarget:
         except auto.CommandError:
             return False
         return True
+
+    def migrate(self, progress: Progress) -> str:
+        """Cloud databases are private: migrations run where ``BLUEGREEN_DATABASE_URL`` reaches one."""
+        url = os.environ.get(DATABASE_URL_ENV)
+        if not url:
+            return f"migrations not run: set {DATABASE_URL_ENV} to reach the stack's database from here"
+        from scripts.migrate import apply_migrations
+
+        config = self.config()
+        report = apply_migrations(
+            url, config.blue_version, config.green_version, self.project_dir / "migrations", progress
+        )
+        return "migrations: " + report.summary()
 
     def outputs(self) -> Mapping[str, Any]:
         return {k: v.value for k, v in self._stack.outputs().items()}
