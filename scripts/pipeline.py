@@ -166,13 +166,18 @@ class Pipeline:
 
     # -- commands -----------------------------------------------------------------------
 
-    def switch(self, to: str, monitor_steps: bool = True) -> tuple[bool, Decision | None]:
-        """Move traffic to ``to`` through ``switch_steps``; monitor between steps. False if rolled back."""
+    def switch(self, to: str, monitor_steps: bool = True) -> tuple[bool, Decision | None, datetime]:
+        """Move traffic to ``to`` through ``switch_steps``, monitoring between steps.
+
+        Returns (switched, the decision that rolled back if not, when ``to`` got all traffic).
+        """
         config = self.target.config()
         steps = config.switch_steps
         old = other_color(to)
+        live_since = utc_now()
         for index, percent in enumerate(steps):
             took = self.apply(f"switch: {to} gets {percent}% of traffic", live_color=to, live_traffic_percent=percent)
+            live_since = utc_now()
             self.record.note(
                 "switch",
                 f"{to} is live at {percent}% (was {old}); apply took {took:.2f}s",
@@ -183,11 +188,11 @@ class Pipeline:
             self.verify_traffic(to, percent)
             if monitor_steps and index < len(steps) - 1:
                 window = self.target.config().monitor.window_s
-                result = self.monitor(to, utc_now(), bake_s=window)
+                result = self.monitor(to, live_since, bake_s=window)
                 if result.decision.action != PROMOTE:
                     self.rollback(old, result.decision)
-                    return False, result.decision
-        return True, None
+                    return False, result.decision, live_since
+        return True, None, live_since
 
     def rollback(self, to: str, decision: Decision | None, reason: str = "") -> float:
         """Flip ``live_color`` back to ``to`` at once, if ``to`` is still healthy; returns seconds taken."""
@@ -240,13 +245,12 @@ class Pipeline:
                 self.apply(f"{idle} back to idle capacity", warm_idle=False)
                 self.record.finish("smoke failed", EXIT_FAILED, version=version, switched=False)
                 return EXIT_FAILED
-            switch_at = utc_now()
-            switched, decision = self.switch(idle)
+            switched, decision, switch_at = self.switch(idle)
             if not switched:
                 self.apply(f"{idle} back to idle capacity", warm_idle=False)
                 self.record.finish("rolled back", EXIT_FAILED, version=version, reason=decision and decision.reason)
                 return EXIT_FAILED
-            result = self.monitor(idle, utc_now())
+            result = self.monitor(idle, switch_at)
             if result.decision.action == ROLLBACK:
                 self.rollback(live, result.decision)
                 self.apply(f"{idle} back to idle capacity", warm_idle=False)

@@ -147,7 +147,7 @@ def cmd_switch(args: argparse.Namespace) -> int:
         if not health.ok:
             pipeline.record.note("abort", f"not switching: {health.detail}")
             return EXIT_FAILED
-        switched, _ = pipeline.switch(args.to)
+        switched, _, _ = pipeline.switch(args.to)
         return EXIT_OK if switched else EXIT_FAILED
 
     run = _Run(args, f"switch --to {args.to}", console)

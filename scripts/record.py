@@ -141,6 +141,8 @@ class TrafficRecorder:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # One more period, so the chart shows where traffic went after the last decision.
+        self._stop.wait(self.period_s * 1.5)
         self._stop.set()
         self._thread.join(timeout=10)
 
