@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := haproxy postgresql make
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages test lint
+.PHONY: setup system-packages test lint demo
 
 setup: system-packages $(VENV)/.installed
 
@@ -28,3 +28,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# The README's run command: a good release and a faulty one (rolled back), under load.
+demo: setup
+	$(PY) -m scripts demo --stack dev

@@ -84,6 +84,7 @@ class SteadyLoad:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self.started = 0.0
+        self.started_wall = 0.0
 
     def now_s(self) -> float:
         """Seconds since the load started, on the clock the answers use."""
@@ -91,6 +92,7 @@ class SteadyLoad:
 
     def start(self) -> SteadyLoad:
         self.started = time.monotonic()
+        self.started_wall = time.time()
         self._threads = [threading.Thread(target=self._ticker, daemon=True, name="load-ticker")]
         self._threads += [
             threading.Thread(target=self._worker, daemon=True, name=f"load-{i}") for i in range(self.workers)

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from components.config import COLORS, ConfigError
 from components.migrations import MigrationError
+from scripts import demo
 from scripts.decision import PROMOTE, ROLLBACK
 from scripts.lock import StackLock, StackLockedError
 from scripts.metrics import MetricsSourceError
@@ -56,6 +57,7 @@ def add_commands(subparsers: Any) -> None:
     # ``status`` (with --json) comes from the local CLI; one handler serves every target: the
     # local runtime's view plus the contract outputs, health and the last decision.
     subparsers.choices["status"].set_defaults(handler=cmd_status)
+    demo.add_command(subparsers, ROOT)
     for sub in (deploy, switch, monitor, rollback):
         sub.add_argument("--report", type=Path, help="write the run's record (decisions, evidence) as JSON")
         sub.add_argument("--timeline", type=Path, help="draw request/error rate and p99 per colour as PNG")
