@@ -10,24 +10,20 @@ live route. Measured from the load generator's side:
 - detection: first failed request -> the monitor's rollback decision (from the run record);
 - the rollback's apply time (``set map`` on HAProxy plus the stack file write).
 
-Runs in a throwaway project root with free ports; nothing of the repository's dev
-stack is touched. ``python bench/rollback_reaction.py [--runs 3] [--rate 50]``.
+Runs in a throwaway project root with free ports (tests/local/sandbox.py); nothing of
+the repository's dev stack is touched. ``python -m bench.rollback_reaction [--runs 3]
+[--rate 50]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,34 +32,18 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from components.config import StackConfig  # noqa: E402
-from components.local.processes import free_port, port_in_use  # noqa: E402
 from components.local.runtime import LocalEnvironment  # noqa: E402
 from scripts.__main__ import main  # noqa: E402
 from scripts.load import SteadyLoad, rollback_reaction  # noqa: E402
+from tests.local.sandbox import scratch_project  # noqa: E402
 
 STACK = "bench"
 FAULTY = ("2.1.0", "2.1.1")  # alternate, so the idle colour restarts with a fresh fault clock
 
 
-def make_project(args: argparse.Namespace) -> Path:
-    root = Path(tempfile.mkdtemp(prefix="bg-bench-"))
-    root.chmod(0o711)  # PostgreSQL runs as an unprivileged user and must reach its data dir
-    for name in ("app", "migrations", "smoke.yaml"):
-        os.symlink(ROOT / name, root / name)
-    while True:  # app_port + 1 (green) must be free too, and all four distinct
-        app_port, listen, preview = free_port(), free_port(), free_port()
-        ports = {app_port, app_port + 1, listen, preview}
-        if len(ports) == 4 and app_port < 65535 and not port_in_use(app_port + 1):
-            break
+def stack_values(args: argparse.Namespace) -> dict[str, object]:
     faults = {v: {"error_rate": args.error_rate, "after_s": args.fault_after_s} for v in FAULTY}
-    config = {
-        "cloud": "local",
-        "capacity": 1,
-        "idle_capacity": 1,
-        "app_port": app_port,
-        "listen_port": listen,
-        "preview_port": preview,
-        "preview_cidrs": ["127.0.0.1/32"],
+    return {
         "monitor": {
             "max_error_rate": args.max_error_rate,
             "max_p99_ms": 1000,
@@ -75,9 +55,6 @@ def make_project(args: argparse.Namespace) -> Path:
         "scale_down_delay_s": 0,
         "local": {"app_workers": 2, "app_threads": 4, "faults": faults},
     }
-    doc = {"config": {f"bluegreen:{k}": v for k, v in config.items()}}
-    (root / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(doc))
-    return root
 
 
 def one_run(root: Path, version: str, rate: float, index: int) -> dict[str, float | int | str]:
@@ -121,22 +98,17 @@ def main_bench() -> int:
     parser.add_argument("--max-error-rate", type=float, default=0.02)
     parser.add_argument("--window-s", type=int, default=5)
     parser.add_argument("--interval-s", type=int, default=1)
-    parser.add_argument("--keep", action="store_true", help="keep the project root for inspection")
     args = parser.parse_args()
     console = Console()
-    root = make_project(args)
-    env = LocalEnvironment(StackConfig.from_stack_file(STACK, root), root)
     results = []
-    try:
-        console.print(f"bringing up a local stack in {root}")
-        env.up()
+    with scratch_project(STACK) as project:
+        (project.root / "smoke.yaml").symlink_to(ROOT / "smoke.yaml")
+        project.write(**stack_values(args))
+        console.print(f"bringing up a local stack in {project.root}")
+        project.environment().up()
         for index in range(1, args.runs + 1):
-            results.append(one_run(root, FAULTY[(index - 1) % 2], args.rate, index))
+            results.append(one_run(project.root, FAULTY[(index - 1) % 2], args.rate, index))
             console.print(results[-1])
-    finally:
-        LocalEnvironment(StackConfig.from_stack_file(STACK, root), root).down()
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
     table = Table(
         title=f"rollback reaction at {args.rate:g} req/s: bad release fails {args.error_rate:.0%} of requests; "
         f"monitor every {args.interval_s}s over {args.window_s}s, max_error_rate {args.max_error_rate:g}",

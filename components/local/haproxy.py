@@ -38,6 +38,8 @@ from components.local.settings import PortPlan
 from components.local.state import StateDir
 
 DEBIAN_PACKAGE = "haproxy"
+# Where Debian puts it when /usr/sbin is not on PATH (a non-root shell).
+HAPROXY_CANDIDATES = ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy")
 SPLIT_BACKEND = "be_split"
 APP_SERVER = "app"
 
@@ -114,9 +116,7 @@ def parse_log_line(line: str | bytes) -> RequestLog | None:
 
 
 def find_haproxy() -> str:
-    found = shutil.which("haproxy") or next(
-        (p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if os.access(p, os.X_OK)), None
-    )
+    found = shutil.which("haproxy") or next((p for p in HAPROXY_CANDIDATES if os.access(p, os.X_OK)), None)
     if not found:
         raise MissingHaproxyError(
             f"haproxy not found in PATH or /usr/sbin; install the Debian package '{DEBIAN_PACKAGE}' "
@@ -182,16 +182,20 @@ class ServerStat:
 
 
 class Haproxy:
-    def __init__(self, state: StateDir, ports: PortPlan, health_path: str, log_port: int) -> None:
+    def __init__(self, state: StateDir, ports: PortPlan, health_path: str) -> None:
         self.state = state
         self.ports = ports
         self.health_path = health_path
-        self.log_port = log_port
         self.dir = state.haproxy_dir
         self.config_file = self.dir / "haproxy.cfg"
         self.map_file = self.dir / "live.map"
         self.socket_path = self.dir / "admin.sock"
         self.pid_file = self.dir / "haproxy.pid"
+
+    @property
+    def log_port(self) -> int:
+        """The UDP port for request logs, chosen free once and kept in the state file."""
+        return self.state.port("haproxy_log_udp_port", socket.SOCK_DGRAM)
 
     # -- config ----------------------------------------------------------------
 

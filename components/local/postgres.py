@@ -120,7 +120,7 @@ class PostgresCluster:
     def settings(self) -> DatabaseSettings:
         return DatabaseSettings("127.0.0.1", self.port, self.db_name, self.db_user, self.state.secret("db_password"))
 
-    def _admin_url(self) -> str:
+    def admin_url(self) -> str:
         password = quote(self.state.secret("postgres_admin_password"))
         return f"postgresql://postgres:{password}@127.0.0.1:{self.port}/postgres"
 
@@ -187,7 +187,7 @@ class PostgresCluster:
         deadline = time.monotonic() + 30
         while True:
             try:
-                conn = psycopg.connect(self._admin_url(), autocommit=True, connect_timeout=3)
+                conn = psycopg.connect(self.admin_url(), autocommit=True, connect_timeout=3)
                 break
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:

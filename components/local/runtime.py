@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +77,11 @@ class LocalEnvironment:
 
     @property
     def haproxy(self) -> Haproxy:
-        return Haproxy(self.state, self.ports, self.config.health_path, self.log_port)
+        return Haproxy(self.state, self.ports, self.config.health_path)
 
     @property
     def log_port(self) -> int:
-        import socket
-
-        return self.state.port("haproxy_log_udp_port", socket.SOCK_DGRAM)
+        return self.haproxy.log_port
 
     # -- public API ----------------------------------------------------------------
 
@@ -98,32 +96,78 @@ class LocalEnvironment:
             if config.stack != self.config.stack:
                 raise ConfigError(f"stack {config.stack!r} given to the environment of stack {self.config.stack!r}")
             self._configure(config)
-        config = self.config
-        actions: dict[str, Any] = {}
+        with self._guarded():
+            self.preflight()
+            actions: dict[str, Any] = {"postgres": self.ensure_database()}
+            actions["migrations"] = self.ensure_migrations(before_apps=True)
+            actions["haproxy"] = self.ensure_load_balancer()
+            for color in COLORS:
+                actions[color] = self.ensure_color(color)
+            actions["route"] = self.ensure_route()
+            actions["migrations"] += self.ensure_migrations(before_apps=False)
+        return actions
+
+    # -- the parts, one at a time (what the dynamic providers call) -------------------
+
+    @contextlib.contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """Hold the stack lock and turn part failures into this module's errors."""
         try:
             with self.state.locked():
-                self.preflight()
-                db = self.postgres.start(self.progress)
-                actions["postgres"] = f"running on 127.0.0.1:{db.port}"
-                actions["migrations"] = self._migrate(before_apps=True)
-                haproxy = self.haproxy
-                current = self._current_routing()
-                actions["haproxy"] = haproxy.ensure(current or self.desired_routing())
-                current = self._current_routing() or self.desired_routing()
-                for color in COLORS:
-                    actions[color] = self._ensure_color(color, current)
-                desired = self.desired_routing()
-                if desired != current:
-                    self._switch_locked(desired)
-                    actions["route"] = f"switched prod to {config.live_color} ({config.live_traffic_percent}%)"
-                else:
-                    actions["route"] = "unchanged"
-                actions["migrations"] += self._migrate(before_apps=False)
+                yield
         except (MissingBinaryError, MissingHaproxyError, StateError) as exc:
             raise EnvironmentProblemError(str(exc)) from exc
         except (PostgresError, HaproxyError, AppProcessError, MigrationError) as exc:
             raise LocalTargetError(str(exc)) from exc
-        return actions
+
+    def ensure_database(self) -> str:
+        with self._guarded():
+            db = self.postgres.start(self.progress)
+            return f"running on 127.0.0.1:{db.port}"
+
+    def ensure_migrations(self, before_apps: bool = False) -> list[str]:
+        with self._guarded():
+            return self._migrate(before_apps)
+
+    def ensure_load_balancer(self) -> str:
+        """Start or reload HAProxy; the first start routes as the config says, later ones keep the map file."""
+        with self._guarded():
+            if not self.haproxy.running():
+                busy = [p for p in (self.ports.listen, self.ports.preview) if port_in_use(p)]
+                if busy:
+                    raise EnvironmentProblemError(f"port(s) {busy} already in use by another program")
+            return self.haproxy.ensure(self._current_routing() or self.desired_routing())
+
+    def ensure_color(self, color: str) -> str:
+        with self._guarded():
+            if not self.haproxy.running():
+                raise LocalTargetError(f"{color}: HAProxy is not running for this stack; start the load balancer first")
+            return self._ensure_color(color, self._current_routing() or self.desired_routing())
+
+    def ensure_route(self) -> str:
+        """Switch prod to the configured colour/share if it is not there yet (with the switch checks)."""
+        with self._guarded():
+            desired = self.desired_routing()
+            if self._current_routing() == desired:
+                return "unchanged"
+            self._switch_locked(desired)
+            return f"switched prod to {desired.live_color} ({desired.live_percent}%)"
+
+    def stop_color(self, color: str) -> bool:
+        with self._guarded():
+            haproxy = self.haproxy
+            if self.apps[color].record() and haproxy.running():
+                with contextlib.suppress(HaproxyError):
+                    haproxy.set_server_state(color, "drain")
+            return self.apps[color].stop()
+
+    def stop_load_balancer(self) -> bool:
+        with self._guarded():
+            return self.haproxy.stop()
+
+    def stop_database(self) -> bool:
+        with self._guarded():
+            return self.postgres.stop()
 
     def switch(self, color: str, live_traffic_percent: int = 100) -> dict[str, Any]:
         """Send prod to ``color`` (or that share of it) after checking it is running, ready and UP."""
@@ -131,7 +175,7 @@ class LocalEnvironment:
             raise EnvironmentProblemError(f"colour {color!r} is invalid; allowed: {', '.join(COLORS)}")
         if not 1 <= live_traffic_percent <= 100:
             raise EnvironmentProblemError(f"live_traffic_percent {live_traffic_percent} is invalid: 1-100")
-        with self.state.locked():
+        with self._guarded():
             if not self.haproxy.running():
                 raise SwitchRefusedError("HAProxy is not running for this stack; run `up` first")
             return self._switch_locked(Routing(color, live_traffic_percent))
@@ -139,18 +183,10 @@ class LocalEnvironment:
     def down(self) -> list[str]:
         """Stop every process this stack started (by recorded pid) and nothing else. Data stays."""
         stopped: list[str] = []
-        with self.state.locked():
-            haproxy = self.haproxy
-            for color in COLORS:
-                if self.apps[color].record() and haproxy.running():
-                    with contextlib.suppress(HaproxyError):
-                        haproxy.set_server_state(color, "drain")
-                if self.apps[color].stop():
-                    stopped.append(f"{color} app")
-            if haproxy.stop():
-                stopped.append("haproxy")
-            if self.postgres.stop():
-                stopped.append("postgres")
+        with self._guarded():
+            stopped += [f"{color} app" for color in COLORS if self.stop_color(color)]
+            stopped += ["haproxy"] if self.stop_load_balancer() else []
+            stopped += ["postgres"] if self.stop_database() else []
         return stopped
 
     def status(self) -> dict[str, Any]:
@@ -315,7 +351,9 @@ class LocalEnvironment:
             if routing.weights()[color] > 0:
                 self._check_ready(color)
         before = self._current_routing()
+        checked_ms = (time.monotonic() - started) * 1000
         self.haproxy.route(routing)
+        routed_at = time.monotonic()
         after = self._current_routing()
         if after != routing:
             raise LocalTargetError(f"HAProxy reports route {after} after switching to {routing}")
@@ -324,6 +362,9 @@ class LocalEnvironment:
             "to": routing.live_color,
             "live_traffic_percent": routing.live_percent,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            "checks_ms": round(checked_ms, 1),
+            # time.monotonic() when HAProxy took the new route, for latency measurements.
+            "routed_at": routed_at,
         }
 
     def _migrate(self, before_apps: bool) -> list[str]:

@@ -60,7 +60,8 @@ class LocalSettings:
         unknown = sorted(set(raw) - set(SETTINGS_FIELDS))
         if unknown:
             raise ConfigError(f"{KEY} has unknown field(s) {unknown}; allowed: {', '.join(SETTINGS_FIELDS)}")
-        faults_raw = raw.get("faults") or {}
+        faults_raw = raw.get("faults", {})
+        faults_raw = {} if faults_raw is None else faults_raw
         if not isinstance(faults_raw, Mapping):
             raise ConfigError(f"{KEY}.faults = {faults_raw!r} is invalid: an object mapping app version -> faults")
         faults = {str(version): _fault_spec(str(version), spec) for version, spec in faults_raw.items()}

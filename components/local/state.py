@@ -32,6 +32,7 @@ class StateDir:
     def __init__(self, project_root: Path | str, stack: str) -> None:
         self.root = Path(project_root).resolve() / STATE_DIRNAME / stack
         self.file = self.root / "state.json"
+        self._lock_depth = 0
 
     # -- layout ----------------------------------------------------------------
 
@@ -63,13 +64,22 @@ class StateDir:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """One command per stack at a time; a second one waits."""
-        self.ensure()
-        with open(self.root / "lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        """One command per stack at a time; a second one waits. Re-entrant within this object."""
+        if self._lock_depth:
+            self._lock_depth += 1
             try:
                 yield
             finally:
+                self._lock_depth -= 1
+            return
+        self.ensure()
+        with open(self.root / "lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- values ----------------------------------------------------------------

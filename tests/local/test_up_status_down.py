@@ -9,7 +9,7 @@ import pytest
 
 from components.local.processes import is_zombie, port_in_use
 from scripts.__main__ import main
-from tests.local.conftest import LocalProject
+from tests.local.sandbox import LocalProject
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ from components.local.runtime import LocalEnvironment
 from scripts.__main__ import main
 from scripts.load import LoadStats, SteadyLoad, rollback_reaction
 from scripts.lock import StackLock
-from tests.local.conftest import LocalProject
+from tests.local.sandbox import LocalProject
 
 pytestmark = pytest.mark.e2e
 
