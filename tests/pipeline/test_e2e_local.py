@@ -39,7 +39,7 @@ def fast_smoke_file(directory: Path) -> Path:
 
 
 def start(project: LocalProject, **changes: Any) -> LocalEnvironment:
-    project.write(monitor=MONITOR, scale_down_delay_s=1, **changes)
+    project.write(**{"monitor": MONITOR, "scale_down_delay_s": 1, **changes})
     env = project.environment()
     env.up()
     return env
@@ -116,8 +116,7 @@ def test_release_failing_smoke_is_never_switched_to(local_project: LocalProject)
 def test_release_failing_after_switch_is_rolled_back_automatically(local_project: LocalProject) -> None:
     faults = {"2.1.0": {"error_rate": 0.5, "after_s": 5}}
     monitor = {**MONITOR, "bake_s": 20}
-    env = start(local_project, local={**SETTINGS, "faults": faults})
-    local_project.write(monitor=monitor)
+    env = start(local_project, local={**SETTINGS, "faults": faults}, monitor=monitor)
     code, stats = deploy_under_load(local_project, env, "2.1.0", fast_smoke_file(local_project.root))
 
     assert code == 1
@@ -158,3 +157,32 @@ def test_second_deploy_on_a_locked_stack_fails_fast(local_project: LocalProject,
     err = " ".join(capsys.readouterr().err.split())
     assert "is locked by another run" in err and "deploy --version 2.0.0" in err
     assert (local_project.root / "Pulumi.t.yaml").read_text() == before
+
+
+def test_gradual_switch_rollback_smoke_and_monitor_commands(local_project: LocalProject, capsys) -> None:
+    env = start(local_project, switch_steps=[50, 100], monitor={**MONITOR, "window_s": 2, "bake_s": 2})
+    smoke = str(fast_smoke_file(local_project.root))
+    args = local_project.cli_args()
+    assert main(["smoke", *args, "--file", smoke]) == 0  # the idle colour, through the preview route
+    with SteadyLoad(env.live_url, rate=40, workers=6) as load:
+        time.sleep(0.5)
+        switched_at = load.now_s()
+        assert main(["switch", *args, "--to", "green"]) == 0
+        after_switch = load.now_s()
+        assert main(["monitor", *args]) == 0
+        assert main(["rollback", *args, "--reason", "test"]) == 0
+        time.sleep(0.5)
+    stats = load.stats
+    assert stats.failed == 0, stats.summary()
+    during = stats.between(switched_at, after_switch).by_color()
+    assert during.get("blue", 0) > 10 and during.get("green", 0) > 10  # the 50% step served both
+    assert {a.color for a in stats.answers[-10:]} == {"blue"}
+    config = local_project.config()
+    assert (config.live_color, config.live_traffic_percent) == ("blue", 100)
+    with pytest.raises(SystemExit) as rejected:
+        main(["smoke", *args, "--color", "purple"])
+    assert rejected.value.code == 2
+    capsys.readouterr()
+    assert main(["status", *args, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["last_decision"]["kind"] == "rollback" and "test" in status["last_decision"]["message"]
