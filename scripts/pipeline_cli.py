@@ -138,8 +138,6 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def cmd_switch(args: argparse.Namespace) -> int:
-    console = Console(stderr=True)
-
     def body(target: Target, pipeline: Pipeline) -> int:
         config = target.config()
         if config.live_color == args.to and not config.gradual_switch_in_progress:
@@ -152,15 +150,10 @@ def cmd_switch(args: argparse.Namespace) -> int:
         switched, _, _ = pipeline.switch(args.to)
         return EXIT_OK if switched else EXIT_FAILED
 
-    run = _Run(args, f"switch --to {args.to}", console)
-    code = run.run(body)
-    print_run_summary(run.record, console)
-    return code
+    return _run_with_summary(args, f"switch --to {args.to}", body)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    console = Console(stderr=True)
-
     def body(target: Target, pipeline: Pipeline) -> int:
         config = target.config()
         result = pipeline.monitor(config.live_color, utc_now())
@@ -173,29 +166,26 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         pipeline.record.note("hold", result.decision.reason, **result.decision.to_dict())
         return EXIT_FAILED
 
-    run = _Run(args, "monitor", console)
-    code = run.run(body)
-    print_run_summary(run.record, console)
-    return code
+    return _run_with_summary(args, "monitor", body)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    console = Console(stderr=True)
-
     def body(target: Target, pipeline: Pipeline) -> int:
         pipeline.rollback(target.config().idle_color, None, reason=args.reason)
         return EXIT_OK
 
-    run = _Run(args, "rollback", console)
-    code = run.run(body)
-    print_run_summary(run.record, console)
-    return code
+    return _run_with_summary(args, "rollback", body)
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    return _run_with_summary(args, f"deploy --version {args.version}", lambda _t, p: p.deploy(args.version))
+
+
+def _run_with_summary(args: argparse.Namespace, command: str, body: Callable[[Target, Pipeline], int]) -> int:
+    """Run a stack-changing command under the lock, then print the summary table."""
     console = Console(stderr=True)
-    run = _Run(args, f"deploy --version {args.version}", console)
-    code = run.run(lambda target, pipeline: pipeline.deploy(args.version))
+    run = _Run(args, command, console)
+    code = run.run(body)
     print_run_summary(run.record, console)
     return code
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from components.local.haproxy import parse_log_line
+from components.local.haproxy import HaproxyError, admin_command, parse_log_line
 from scripts.metrics import ColorHealth, MetricsSample, MetricsSourceError
 
 KEEP_S = 3600.0
@@ -32,22 +32,12 @@ _listeners: dict[int, _LogListener] = {}
 _listeners_lock = threading.Lock()
 
 
-def admin_command(socket_path: str | Path, line: str, timeout_s: float = 5.0) -> str:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout_s)
-        try:
-            sock.connect(str(socket_path))
-        except OSError as exc:
-            raise MetricsSourceError(f"HAProxy admin socket {socket_path} unreachable: {exc}") from exc
-        sock.sendall(line.encode() + b"\n")
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks).decode(errors="replace")
-
-
 def show_stat(socket_path: str | Path) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(admin_command(socket_path, "show stat").lstrip("# "))))
+    try:
+        text = admin_command(socket_path, "show stat")
+    except HaproxyError as exc:
+        raise MetricsSourceError(str(exc)) from None
+    return list(csv.DictReader(io.StringIO(text.lstrip("# "))))
 
 
 def percentile(values: list[int], fraction: float) -> float:
