@@ -107,12 +107,15 @@ def _switch_seconds(stats: LoadStats, to_version: str) -> float | None:
     return max(0.0, max(overlap, default=first) - first)
 
 
-def _switch_apply_seconds(report: Path) -> float | None:
+def _read_report(report: Path) -> dict[str, Any]:
     try:
-        events = json.loads(report.read_text())["events"]
-    except (OSError, ValueError, KeyError):
-        return None
-    return next((e["evidence"].get("apply_s") for e in events if e["kind"] == "switch"), None)
+        return json.loads(report.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _switch_apply_seconds(record: dict[str, Any]) -> float | None:
+    return next((e["evidence"].get("apply_s") for e in record.get("events", []) if e["kind"] == "switch"), None)
 
 
 def _print_story(
@@ -123,9 +126,10 @@ def _print_story(
         table.add_column(column)
     for run in runs:
         window = stats.between(run["begin"], run["end"])
-        outcome = {EXIT_OK: "live", EXIT_FAILED: "rolled back / not switched"}.get(run["code"], "error")
+        record = _read_report(reports / f"deploy-{run['version']}.json")
+        outcome = record.get("outcome") or "error"
         switch_s = _switch_seconds(window, run["version"])
-        apply_s = _switch_apply_seconds(reports / f"deploy-{run['version']}.json")
+        apply_s = _switch_apply_seconds(record)
         reaction = None
         if run["code"] == EXIT_FAILED:
             new_colors = {a.color for a in window.answers if a.version == run["version"]}

@@ -186,3 +186,23 @@ def test_gradual_switch_rollback_smoke_and_monitor_commands(local_project: Local
     assert main(["status", *args, "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["last_decision"]["kind"] == "rollback" and "test" in status["last_decision"]["message"]
+
+
+def test_demo_tells_the_whole_story(local_project: LocalProject, capsys) -> None:
+    """The README's run command on a stack shaped like dev: a release goes live, the faulty one rolls back."""
+    dev = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
+    (local_project.root / "smoke.yaml").symlink_to(REPO / "smoke.yaml")
+    local_project.write(
+        monitor=dev["bluegreen:monitor"],
+        scale_down_delay_s=dev["bluegreen:scale_down_delay_s"],
+        local={**SETTINGS, **dev["bluegreen:local"]},
+    )
+    assert main(["demo", *local_project.cli_args(), "--rate", "20"]) == 0
+    out = " ".join(capsys.readouterr().err.split())
+    assert "what happened" in out and "all still in the database" in out
+    reports = local_project.root / "reports"
+    assert {p.name for p in reports.iterdir()} >= {"deploy-2.0.0.json", "deploy-2.0.0.png", "deploy-2.1.0.png"}
+    good = json.loads((reports / "deploy-2.0.0.json").read_text())
+    bad = json.loads((reports / "deploy-2.1.0.json").read_text())
+    assert (good["outcome"], bad["outcome"]) == ("released", "rolled back")
+    assert local_project.config().live_color == "green"
