@@ -156,7 +156,9 @@ class TrafficRecorder:
                 except Exception as exc:  # a metrics hiccup must not stop a release; it is noted
                     self.record.note("metrics", f"traffic sample failed: {exc}", quiet=True)
                     continue
-                point = TrafficPoint(now, color, (now - last) / timedelta(seconds=1), *_counts(sample))
+                # The sample's own window: a source may widen it (CloudWatch counts whole minutes).
+                seconds = (sample.end - sample.start) / timedelta(seconds=1)
+                point = TrafficPoint(now, color, seconds, *_counts(sample))
                 with self.record._lock:
                     self.record.traffic.append(point)
             last = now

@@ -107,6 +107,11 @@ class LocalTarget:
         directory = self.project_dir / "migrations"
         if not directory.is_dir():
             return "no migrations directory"
+        if not env.postgres.running() or not env.haproxy.running():
+            raise TargetError(
+                f"stack {self.stack!r} is not up (PostgreSQL or HAProxy not running): "
+                f"run `python -m scripts up --stack {self.stack}` first"
+            )
         status = env.status()["colors"]
         versions = {c: status[c]["version"] or env.config.version_of(c) for c in ("blue", "green")}
         report = apply_migrations(env.database_url(), versions["blue"], versions["green"], directory, progress)
