@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,30 +96,32 @@ def _undo(env: LocalEnvironment, was_running: bool, console: Console) -> None:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    console = Console(stderr=True)
-    try:
-        env = _environment(args, console)
-        stopped = env.down()
-    except ConfigError as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}")
-        return EXIT_BAD_INPUT
-    console.print(f"stack {args.stack}: stopped {', '.join(stopped) if stopped else 'nothing (nothing was running)'}")
-    return EXIT_OK
+    return _run_simple(args, lambda env, console: _report_down(args.stack, env.down(), console))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    def show(env: LocalEnvironment, console: Console) -> None:
+        status = env.status()
+        if args.json:
+            print(json.dumps(status, indent=2))
+        else:
+            _print_status(status, Console())
+
+    return _run_simple(args, show)
+
+
+def _run_simple(args: argparse.Namespace, action: Callable[[LocalEnvironment, Console], None]) -> int:
     console = Console(stderr=True)
     try:
-        env = _environment(args, console)
-        status = env.status()
-    except ConfigError as exc:
+        action(_environment(args, console), console)
+    except (ConfigError, LocalTargetError) as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}")
         return EXIT_BAD_INPUT
-    if args.json:
-        print(json.dumps(status, indent=2))
-    else:
-        _print_status(status, Console())
     return EXIT_OK
+
+
+def _report_down(stack: str, stopped: list[str], console: Console) -> None:
+    console.print(f"stack {stack}: stopped {', '.join(stopped) if stopped else 'nothing (nothing was running)'}")
 
 
 def _print_status(status: dict[str, Any], console: Console) -> None:

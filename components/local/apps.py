@@ -88,27 +88,29 @@ class AppProcess:
             current.stop(timeout_s=15)
             self._remember(None, None)
             current = None
-        new = self._spawn(spec)
         try:
-            self.wait_healthy(spec, new, timeout_s)
+            new = self._start_healthy(spec, timeout_s)
         except AppProcessError:
-            new.stop(timeout_s=5)
             if not current:
                 raise
-            current.stop(timeout_s=15)
+            current.stop(timeout_s=15)  # the app cannot share its port: stop, then start
             self._remember(None, None)
             current = None
-            new = self._spawn(spec)
-            try:
-                self.wait_healthy(spec, new, timeout_s)
-            except AppProcessError:
-                new.stop(timeout_s=5)
-                raise
+            new = self._start_healthy(spec, timeout_s)
         self._remember(new, spec)
         if current:
             current.stop(timeout_s=15)
             return "restarted"
         return "started"
+
+    def _start_healthy(self, spec: AppSpec, timeout_s: float) -> ProcessRecord:
+        new = self._spawn(spec)
+        try:
+            self.wait_healthy(spec, new, timeout_s)
+        except AppProcessError:
+            new.stop(timeout_s=5)
+            raise
+        return new
 
     def _spawn(self, spec: AppSpec) -> ProcessRecord:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FAULT_", "PG"))}

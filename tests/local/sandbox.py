@@ -113,7 +113,9 @@ def scratch_project(stack: str = "t") -> Iterator[LocalProject]:
     try:
         yield project
     finally:
-        for env in project.environments:
-            env.down()
-        LocalEnvironment(project.initial_config(), root).down()
-        shutil.rmtree(root, ignore_errors=True)
+        try:
+            for env in project.environments:
+                env.down()
+            LocalEnvironment(project.initial_config(), root).down()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)

@@ -104,3 +104,25 @@ def test_contract_inputs_parse_back_to_the_same_config() -> None:
     route = next(r for r in stack.resources if r.name == "dev-bluegreen-live-route")
     parsed = StackConfig.parse(route.inputs["config"], route.inputs["stack"])
     assert parsed.live_color == "green" and parsed.blue_version == "2.0.0"
+
+
+def test_providers_serialize_for_the_dynamic_provider_host() -> None:
+    """The engine runs providers in another process from the project root: they must unpickle there."""
+    import base64
+    import subprocess
+    import sys
+
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    for provider_class in set(PROVIDERS.values()):
+        blob = serialize_provider(provider_class())
+        code = (
+            "import base64, sys, dill; "
+            "p = dill.loads(base64.b64decode(sys.argv[1])); "
+            "print(type(p).__module__ + '.' + type(p).__name__, type(p).kind)"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code, blob], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+        )
+        assert result.stdout.split()[0] == f"components.local.providers.{provider_class.__name__}"
+        assert base64.b64decode(blob)

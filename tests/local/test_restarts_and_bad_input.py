@@ -12,7 +12,7 @@ import pytest
 from components.local import haproxy as haproxy_module
 from components.local import postgres as postgres_module
 from components.local.processes import port_in_use
-from components.local.runtime import LocalEnvironment
+from components.local.runtime import LocalEnvironment, LocalTargetError
 from scripts.__main__ import main
 from tests.local.sandbox import LocalProject
 
@@ -121,3 +121,32 @@ def test_app_that_cannot_start_leaves_nothing_running(
     err = capsys.readouterr().err
     assert "exited during start-up" in err and "stopped what this run had started" in err
     _nothing_running(local_project)
+
+
+def test_config_change_reloads_haproxy_and_keeps_the_route(
+    running_env: LocalEnvironment, local_project: LocalProject
+) -> None:
+    env = running_env
+    env.apply(env.config.with_changes(live_color="green", live_traffic_percent=50, switch_steps=[50, 100]))
+    master = env.haproxy.record()
+    changed = env.config.with_changes(health_path="/readyz")
+    actions = env.apply(changed)
+    assert actions["haproxy"] == "reloaded" and actions["route"] == "unchanged"
+    assert env.haproxy.record() == master  # the master re-executes; the pid stays
+    status = env.status()
+    assert status["live_color"] == "green" and status["live_traffic_percent"] == 50
+    weights = {s.server: s.weight for s in env.haproxy.stats() if s.backend == "be_split" and s.server != "BACKEND"}
+    assert weights == {"blue": 50, "green": 50}
+    assert "option httpchk GET /readyz" in env.haproxy.config_file.read_text()
+
+
+def test_broken_config_is_refused_by_haproxy_check_and_the_running_one_kept(
+    running_env: LocalEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = running_env
+    before = env.haproxy.config_file.read_text()
+    monkeypatch.setattr(type(env.haproxy), "render", lambda self: before + "backend broken\n    nonsense here\n")
+    with pytest.raises(LocalTargetError, match="haproxy -c rejected the rendered config"):
+        env.ensure_load_balancer()
+    assert env.haproxy.config_file.read_text() == before
+    assert httpx.get(env.live_url).headers["X-App-Color"] == "blue"

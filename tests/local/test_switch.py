@@ -74,3 +74,19 @@ def test_switch_refused_when_haproxy_sees_backend_down(running_env: LocalEnviron
     with pytest.raises(SwitchRefusedError, match="HAProxy sees its backend as DOWN"):
         env.switch("green")
     assert env.status()["live_color"] == "blue"
+
+
+def test_new_version_of_the_live_colour_restarts_in_place_without_failures(running_env: LocalEnvironment) -> None:
+    env = running_env
+    old_pid = env.status()["colors"]["blue"]["pid"]
+    load = LoadGenerator(env.live_url, rate=300, connections=8).start()
+    try:
+        time.sleep(0.5)
+        actions = env.apply(env.config.with_changes(blue_version="1.0.1"))
+        time.sleep(0.5)
+    finally:
+        report = load.stop()
+    assert actions["blue"] == "restarted 1.0.1" and actions["route"] == "unchanged"
+    assert env.status()["colors"]["blue"]["pid"] != old_pid
+    assert report.sent > 300 and report.failed == [], report.failed[:5]
+    assert httpx.get(env.live_url).headers["X-App-Version"] == "1.0.1"
