@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := haproxy postgresql make
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages test lint up down status
+.PHONY: setup system-packages test lint up down status demo
 
 STACK ?= dev
 
@@ -40,3 +40,7 @@ down:
 
 status:
 	$(PY) -m scripts status --stack $(STACK)
+
+# The README's run command: a good release and a faulty one (rolled back), under load.
+demo: setup
+	$(PY) -m scripts demo --stack $(STACK)

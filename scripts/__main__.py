@@ -9,13 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scripts import local_cli
+from scripts import local_cli, pipeline_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scripts", description="bluegreen deployment commands")
     subparsers = parser.add_subparsers(dest="command", required=True)
     local_cli.add_commands(subparsers)
+    pipeline_cli.add_commands(subparsers)
     return parser
 
 

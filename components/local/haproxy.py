@@ -115,6 +115,21 @@ def parse_log_line(line: str | bytes) -> RequestLog | None:
         return None
 
 
+def admin_command(socket_path: str | os.PathLike[str], line: str, timeout_s: float = 5.0) -> str:
+    """One command on HAProxy's admin socket (also used by the pipeline's metrics source)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        try:
+            sock.connect(str(socket_path))
+        except OSError as exc:
+            raise HaproxyError(f"HAProxy admin socket {socket_path} unreachable: {exc}") from exc
+        sock.sendall(line.encode() + b"\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
 def find_haproxy() -> str:
     found = shutil.which("haproxy") or next((p for p in HAPROXY_CANDIDATES if os.access(p, os.X_OK)), None)
     if not found:
@@ -338,17 +353,7 @@ class Haproxy:
     # -- runtime API -------------------------------------------------------------
 
     def command(self, line: str, timeout_s: float = 5.0) -> str:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout_s)
-            try:
-                sock.connect(str(self.socket_path))
-            except OSError as exc:
-                raise HaproxyError(f"HAProxy admin socket {self.socket_path} unreachable: {exc}") from exc
-            sock.sendall(line.encode() + b"\n")
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode(errors="replace")
+        return admin_command(self.socket_path, line, timeout_s)
 
     def stats(self) -> list[ServerStat]:
         """``show stat`` rows of our backends (servers and the BACKEND summary rows)."""

@@ -56,7 +56,7 @@ def test_faulty_version_gets_its_faults() -> None:
     stack = run(green_version="2.1.0")
     green = next(r for r in stack.resources if r.name == "dev-bluegreen-green")
     assert green.inputs["watch"]["faults"]["FAULT_ERROR_RATE"] == "0.3"
-    assert green.inputs["watch"]["faults"]["FAULT_AFTER_S"] == "20"
+    assert green.inputs["watch"]["faults"]["FAULT_AFTER_S"] == "8"
 
 
 def _diffs(before: StackRun, after: StackRun) -> dict[str, tuple[bool, list[str]]]:
