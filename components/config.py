@@ -69,6 +69,9 @@ class DbConfig:
     username: str = "app"
     backup_retention_days: int = 7
     multi_az: bool = False
+    # A throwaway database (review stacks): the cloud's smallest size, no deletion
+    # protection, no final snapshot. Never allowed in prod.
+    ephemeral: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ class StackConfig:
     # The object under ``bluegreen:<cloud>`` (e.g. existing VPC ids, a certificate);
     # validated by that cloud's module, so this model stays cloud-neutral.
     cloud_settings: Mapping[str, Any] = field(default_factory=dict)
+    # The ``bluegreen:previews`` object (Pulumi Deployments), validated by components/previews.py.
+    previews: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def idle_color(self) -> str:
@@ -112,6 +117,28 @@ class StackConfig:
     @property
     def gradual_switch_in_progress(self) -> bool:
         return self.live_traffic_percent < 100
+
+    def review_variant(self) -> StackConfig:
+        """The cheap config of a pull-request review stack, derived from its template's.
+
+        One rule, so nobody keeps a second config file by hand: one colour serves
+        (``idle_capacity`` 0, ``capacity`` 1), classic switches only, no warm idle, and
+        an ephemeral database (smallest size, no deletion protection, 1-day backups).
+        Everything else (image, versions, ports, preview CIDRs, thresholds) is the template's.
+        """
+        db = dataclasses.replace(
+            self.db, instance=None, storage_gb=20, multi_az=False, backup_retention_days=1, ephemeral=True
+        )
+        return self.with_changes(
+            environment="dev",
+            capacity=1,
+            idle_capacity=0,
+            warm_idle=False,
+            live_traffic_percent=100,
+            switch_steps=[100],
+            scale_down_delay_s=0,
+            db=dataclasses.asdict(db),
+        )
 
     def version_of(self, color: str) -> str:
         return self.blue_version if color == "blue" else self.green_version
@@ -304,6 +331,12 @@ class _Parser:
         cloud_settings = self._structured(cloud, self.raw.get(cloud)) or {}
         if not isinstance(cloud_settings, dict):
             raise self._fail(cloud, cloud_settings, "expected an object of settings for that cloud")
+        previews = self._structured("previews", self.raw.get("previews")) or {}
+        if not isinstance(previews, dict):
+            raise self._fail("previews", previews, "expected an object (see README: pull-request previews)")
+        db = self.db()
+        if environment == "prod" and db.ephemeral:
+            raise self._fail("db.ephemeral", True, "a prod database is never ephemeral (it keeps deletion protection)")
         return StackConfig(
             stack=self.stack,
             cloud=cloud,
@@ -324,9 +357,10 @@ class _Parser:
             monitor=self.monitor(),
             switch_steps=switch_steps,
             scale_down_delay_s=self.integer("scale_down_delay_s", d.scale_down_delay_s, 0, 86400, "0-86400 seconds"),
-            db=self.db(),
+            db=db,
             app_command=self.app_command(d.app_command),
             cloud_settings=cloud_settings,
+            previews=previews,
         )
 
     def switch_steps(self, default: tuple[int, ...]) -> tuple[int, ...]:
@@ -434,6 +468,7 @@ class _Parser:
                 lambda v, a: self._fail("db.backup_retention_days", v, "1-35 days (backups stay on)"),
             ),
             multi_az=_as_bool(sub("multi_az"), lambda v: self._fail("db.multi_az", v, "expected true or false")),
+            ephemeral=_as_bool(sub("ephemeral"), lambda v: self._fail("db.ephemeral", v, "expected true or false")),
         )
 
     def app_command(self, default: str) -> str:

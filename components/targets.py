@@ -8,11 +8,12 @@ up by name keeps a new cloud to one new module, with nothing else to edit.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from components.config import ConfigError, StackConfig
+from components.modules import import_optional
 
 
 class BlueGreenTarget(Protocol):
@@ -24,15 +25,12 @@ class BlueGreenTarget(Protocol):
 def build_target(config: StackConfig, name: str | None = None) -> BlueGreenTarget:
     """Build the component for ``config.cloud``; a missing module is a clear config error."""
     module_name = f"components.{config.cloud}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
+    module = import_optional(module_name)
+    if module is None:
         raise ConfigError(
             f"bluegreen:cloud = {config.cloud!r}: the {config.cloud} target is not built in this checkout yet "
             f"(no module {module_name}); available: {', '.join(available_targets())}"
-        ) from None
+        )
     return module.build(name or f"{config.stack}-bluegreen", config)
 
 

@@ -55,6 +55,7 @@ class StackRun:
     resources: list[Registration]
     outputs: dict[str, Any]
     stack: str
+    secret_outputs: frozenset[str] = frozenset()
     invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[Registration]:
@@ -136,8 +137,20 @@ def _struct_to_python(struct: Any) -> Any:
     return json_format.MessageToDict(struct)
 
 
+# Outputs the clouds compute (never inputs) that programs read, keyed by resource type.
+COMPUTED_OUTPUTS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "aws:lb/loadBalancer:LoadBalancer": lambda n: {
+        "dnsName": f"{n}-123.eu-west-1.elb.amazonaws.com",
+        "arnSuffix": f"app/{n}/0123456789abcdef",
+    },
+    "aws:lb/targetGroup:TargetGroup": lambda n: {"arnSuffix": f"targetgroup/{n}/0123456789abcdef"},
+    "aws:rds/instance:Instance": lambda n: {"address": f"{n}.abc.eu-west-1.rds.amazonaws.com", "endpoint": f"{n}:5432"},
+    "random:index/randomPassword:RandomPassword": lambda n: {"result": f"mock-password-of-{n}"},
+}
+
+
 class DefaultMocks(pulumi.runtime.Mocks):
-    """Ids derived from names; outputs echo inputs plus what ``extra`` adds per type."""
+    """Ids derived from names; outputs echo inputs, plus computed outputs and what ``extra`` adds."""
 
     def __init__(self, extra: MockOutputs | None = None) -> None:
         self.extra = extra
@@ -145,6 +158,9 @@ class DefaultMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         state.setdefault("arn", f"arn:mock:{args.typ}:{args.name}")
+        state.setdefault("name", args.name)
+        if args.typ in COMPUTED_OUTPUTS:
+            state.update(COMPUTED_OUTPUTS[args.typ](args.name))
         if self.extra:
             state.update(self.extra(args))
         return f"{args.name}-id", state
@@ -156,6 +172,13 @@ class DefaultMocks(pulumi.runtime.Mocks):
             return {"name": "eu-west-1", "region": "eu-west-1", "id": "eu-west-1"}
         if args.token in ("aws:index/getCallerIdentity:getCallerIdentity",):
             return {"accountId": "123456789012", "arn": "arn:aws:iam::123456789012:user/ci", "userId": "ci"}
+        if args.token == "azure-native:authorization:getClientConfig":
+            return {
+                "clientId": "00000000-0000-0000-0000-0000000000c1",
+                "objectId": "00000000-0000-0000-0000-0000000000b1",
+                "subscriptionId": "00000000-0000-0000-0000-00000000005b",
+                "tenantId": "00000000-0000-0000-0000-00000000007e",
+            }
         return {}
 
 
@@ -184,13 +207,17 @@ def run_stack(
         all_config = {f"bluegreen:{k}": _config_value(v) for k, v in config.items()}
         all_config.update(provider_config or {})
         set_all_config(all_config)
-        pulumi.runtime.set_mocks(mocks, project="bluegreen", stack=stack, preview=preview, monitor=monitor)
+        pulumi.runtime.set_mocks(
+            mocks, project="bluegreen", stack=stack, preview=preview, monitor=monitor, organization="acme"
+        )
         outputs: dict[str, Any] = {}
+        exported: dict[str, Any] = {}
 
         @pulumi.runtime.test
         def program() -> pulumi.Output[Any]:
             module_globals = runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
             target_outputs = module_globals["target"].outputs
+            exported.update(target_outputs)
 
             def keep(resolved: dict[str, Any]) -> dict[str, Any]:
                 outputs.update(resolved)
@@ -202,7 +229,16 @@ def run_stack(
             program()
         except Exception as exc:
             raise ProgramFailedError(exc, list(monitor.registrations)) from exc
-        return StackRun(resources=list(monitor.registrations), outputs=outputs, stack=stack, invokes=monitor.invokes)
+        flags = loop.run_until_complete(
+            asyncio.gather(*(pulumi.Output.from_input(v).is_secret() for v in exported.values()))
+        )
+        return StackRun(
+            resources=list(monitor.registrations),
+            outputs=outputs,
+            stack=stack,
+            secret_outputs=frozenset(k for k, secret in zip(exported, flags, strict=True) if secret),
+            invokes=monitor.invokes,
+        )
     finally:
         set_all_config({})
         asyncio.set_event_loop(None)

@@ -48,50 +48,51 @@ def test_capacity_of_each_colour() -> None:
     assert gradual.desired_capacity("blue") == 4, "a colour still taking traffic keeps full capacity"
 
 
-@pytest.mark.parametrize(
-    ("key", "value", "message"),
-    [
-        ("cloud", "digitalocean", "allowed: aws, gcp, azure, local"),
-        ("live_color", "red", "allowed: blue, green"),
-        ("live_color", "Blue", "allowed: blue, green"),
-        ("capacity", 0, "must be an integer >= 1"),
-        ("capacity", "two", "must be an integer >= 1"),
-        ("capacity", True, "must be an integer >= 1"),
-        ("idle_capacity", -1, "must be an integer >= 0"),
-        ("idle_capacity", 5, "must not exceed capacity"),
-        ("app_port", 0, "a TCP port, 1-65535"),
-        ("listen_port", 70000, "a TCP port, 1-65535"),
-        ("preview_port", 80, "must differ from listen_port"),
-        ("preview_cidrs", ["10.0.0.0/33"], "not a CIDR block"),
-        ("preview_cidrs", ["10.0.0.1/8"], "not a CIDR block"),
-        ("preview_cidrs", "not-json[", "expected JSON"),
-        ("preview_cidrs", [], "non-empty list"),
-        ("switch_steps", [50, 10, 100], "strictly increasing"),
-        ("switch_steps", [10, 50], "ending at 100"),
-        ("switch_steps", [10, 10, 100], "strictly increasing"),
-        ("switch_steps", [0, 100], "strictly increasing"),
-        ("switch_steps", [], "strictly increasing"),
-        ("live_traffic_percent", 30, "must be one of switch_steps"),
-        ("monitor", {"max_error_rate": 1.5}, "monitor.max_error_rate"),
-        ("monitor", {"max_error_rate": -0.1}, "must be in [0, 1]"),
-        ("monitor", {"max_p99_ms": 0}, "monitor.max_p99_ms"),
-        ("monitor", {"window_s": 0}, "monitor.window_s"),
-        ("monitor", {"interval_s": 120, "window_s": 60}, "must not exceed window_s"),
-        ("monitor", {"on_no_data": "ignore"}, "allowed: rollback, hold, pass"),
-        ("monitor", {"max_error": 0.1}, "unknown field"),
-        ("db", {"password": "hunter2"}, "generated as a Pulumi secret"),
-        ("db", {"engine_version": "9.6"}, "major version"),
-        ("db", {"name": "Robert'); DROP"}, "SQL identifier"),
-        ("db", {"backup_retention_days": 0}, "backups stay on"),
-        ("blue_version", "../../etc", "a version or image tag"),
-        ("health_path", "healthz", "an absolute URL path"),
-        ("app_command", "serve --port 80", "must contain {port}"),
-        ("app_command", "serve {port} {home}", "may use only"),
-        ("scale_down_delay_s", -5, "0-86400"),
-        ("environment", "qa", "allowed: dev, staging, prod"),
-        ("live_colour", "green", "unknown config key(s) bluegreen:live_colour"),
-    ],
-)
+# (key, bad value, part of the message): shared with the whole-program tests of each target.
+INVALID_VALUES = [
+    ("cloud", "digitalocean", "allowed: aws, gcp, azure, local"),
+    ("live_color", "red", "allowed: blue, green"),
+    ("live_color", "Blue", "allowed: blue, green"),
+    ("capacity", 0, "must be an integer >= 1"),
+    ("capacity", "two", "must be an integer >= 1"),
+    ("capacity", True, "must be an integer >= 1"),
+    ("idle_capacity", -1, "must be an integer >= 0"),
+    ("idle_capacity", 5, "must not exceed capacity"),
+    ("app_port", 0, "a TCP port, 1-65535"),
+    ("listen_port", 70000, "a TCP port, 1-65535"),
+    ("preview_port", 80, "must differ from listen_port"),
+    ("preview_cidrs", ["10.0.0.0/33"], "not a CIDR block"),
+    ("preview_cidrs", ["10.0.0.1/8"], "not a CIDR block"),
+    ("preview_cidrs", "not-json[", "expected JSON"),
+    ("preview_cidrs", [], "non-empty list"),
+    ("switch_steps", [50, 10, 100], "strictly increasing"),
+    ("switch_steps", [10, 50], "ending at 100"),
+    ("switch_steps", [10, 10, 100], "strictly increasing"),
+    ("switch_steps", [0, 100], "strictly increasing"),
+    ("switch_steps", [], "strictly increasing"),
+    ("live_traffic_percent", 30, "must be one of switch_steps"),
+    ("monitor", {"max_error_rate": 1.5}, "monitor.max_error_rate"),
+    ("monitor", {"max_error_rate": -0.1}, "must be in [0, 1]"),
+    ("monitor", {"max_p99_ms": 0}, "monitor.max_p99_ms"),
+    ("monitor", {"window_s": 0}, "monitor.window_s"),
+    ("monitor", {"interval_s": 120, "window_s": 60}, "must not exceed window_s"),
+    ("monitor", {"on_no_data": "ignore"}, "allowed: rollback, hold, pass"),
+    ("monitor", {"max_error": 0.1}, "unknown field"),
+    ("db", {"password": "hunter2"}, "generated as a Pulumi secret"),
+    ("db", {"engine_version": "9.6"}, "major version"),
+    ("db", {"name": "Robert'); DROP"}, "SQL identifier"),
+    ("db", {"backup_retention_days": 0}, "backups stay on"),
+    ("blue_version", "../../etc", "a version or image tag"),
+    ("health_path", "healthz", "an absolute URL path"),
+    ("app_command", "serve --port 80", "must contain {port}"),
+    ("app_command", "serve {port} {home}", "may use only"),
+    ("scale_down_delay_s", -5, "0-86400"),
+    ("environment", "qa", "allowed: dev, staging, prod"),
+    ("live_colour", "green", "unknown config key(s) bluegreen:live_colour"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), INVALID_VALUES)
 def test_invalid_values_name_key_value_and_allowed(key: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse(**{key: value})
@@ -128,8 +129,12 @@ def test_pulumi_yaml_schema_mirrors_code_defaults() -> None:
     schema = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     code = StackConfig(stack="x").to_raw()
     assert set(schema) == set(code), "every contract key is documented in Pulumi.yaml and nowhere else"
+    derived = {"environment"}  # computed from the stack name when unset
     for key, spec in schema.items():
         assert spec.get("description"), key
+        if key in derived:
+            assert "default" not in spec, f"{key} is derived; a schema default would override that"
+            continue
         default = spec["default"]
         if key == "db":
             expected = {k: v for k, v in code["db"].items() if v is not None}
@@ -146,3 +151,22 @@ def test_with_changes_revalidates() -> None:
     assert changed.cloud_settings == {"vpc_id": "vpc-1"}
     with pytest.raises(ConfigError):
         cfg.with_changes(live_color="purple")
+
+
+def test_a_target_not_built_in_this_checkout_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from components import targets
+
+    real = targets.import_optional
+    monkeypatch.setattr(targets, "import_optional", lambda name: None if name == "components.gcp" else real(name))
+    with pytest.raises(ConfigError, match="the gcp target is not built in this checkout yet"):
+        targets.build_target(parse(cloud="gcp"))
+
+
+def test_import_optional_hides_only_the_missing_module_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from components.modules import import_optional
+
+    (tmp_path / "plugin_with_bug.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert import_optional("no_such_plugin_xyz") is None
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
+        import_optional("plugin_with_bug")

@@ -8,11 +8,12 @@ and touches nothing else, the way Argo Rollouts keeps its metric providers apart
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+from components.modules import import_optional
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,7 @@ def metrics_source_for(metrics: Mapping[str, Any], **options: Any) -> MetricsSou
     if not isinstance(name, str) or not name.isidentifier():
         raise MetricsSourceError(f"stack output metrics.source = {name!r} is not a metrics source name")
     module_name = f"{__name__}.{name}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise MetricsSourceError(f"no metrics source module {module_name} for metrics.source = {name!r}") from None
+    module = import_optional(module_name)
+    if module is None:
+        raise MetricsSourceError(f"no metrics source module {module_name} for metrics.source = {name!r}")
     return module.from_outputs(metrics, **options)

@@ -1,0 +1,178 @@
+"""The Cloud Monitoring source: the requests it sends and how it reads the answers, empty ones included.
+
+Responses are built from the client library's own types and served through the real
+``MetricServiceClient``, with only its gRPC call replaced (the way the library's own
+tests do it), so the pager, paging and proto conversion are the real ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from unittest import mock
+
+import pytest
+from google.api import metric_pb2, monitored_resource_pb2
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import monitoring_v3
+from test_gcp_component import EXPECTED_METRICS, gcp_stack
+
+from scripts.metrics import MetricsSourceError, metrics_source_for
+from scripts.metrics.cloud_monitoring import BACKEND_LATENCIES, REQUEST_COUNT, CloudMonitoringSource
+
+# What the GCP component exports (asserted there), so both sides agree on the shape.
+OUTPUTS = EXPECTED_METRICS
+END = datetime(2026, 11, 29, 7, 0, tzinfo=UTC)
+START = END - timedelta(seconds=90)
+
+
+def lb_series(
+    metric: str, points: list[monitoring_v3.TypedValue], code_class: str | None = None
+) -> monitoring_v3.TimeSeries:
+    """A series shaped like Cloud Monitoring's answer for an aggregated load balancer query."""
+    labels = {"response_code_class": code_class} if code_class is not None else {}
+    return monitoring_v3.TimeSeries(
+        metric=metric_pb2.Metric(type=metric, labels=labels),
+        resource=monitored_resource_pb2.MonitoredResource(
+            type="https_lb_rule", labels={"project_id": "shop-prod-1234"}
+        ),
+        metric_kind=metric_pb2.MetricDescriptor.MetricKind.DELTA,
+        value_type=(
+            metric_pb2.MetricDescriptor.ValueType.INT64
+            if metric == REQUEST_COUNT
+            else metric_pb2.MetricDescriptor.ValueType.DOUBLE
+        ),
+        points=[
+            monitoring_v3.Point(
+                interval=monitoring_v3.TimeInterval(start_time=END - timedelta(minutes=2 * (i + 1)), end_time=END),
+                value=value,
+            )
+            for i, value in enumerate(points)
+        ],
+    )
+
+
+def counts(code_class: str, *values: int) -> monitoring_v3.TimeSeries:
+    return lb_series(REQUEST_COUNT, [monitoring_v3.TypedValue(int64_value=v) for v in values], code_class)
+
+
+def p99(*values: float) -> monitoring_v3.TimeSeries:
+    return lb_series(BACKEND_LATENCIES, [monitoring_v3.TypedValue(double_value=v) for v in values])
+
+
+def page(*series: monitoring_v3.TimeSeries, next_token: str = "") -> monitoring_v3.ListTimeSeriesResponse:
+    return monitoring_v3.ListTimeSeriesResponse(time_series=list(series), next_page_token=next_token)
+
+
+@pytest.fixture
+def client_calls() -> Iterator[tuple[monitoring_v3.MetricServiceClient, mock.MagicMock]]:
+    client = monitoring_v3.MetricServiceClient(credentials=AnonymousCredentials(), transport="grpc")
+    with mock.patch.object(type(client.transport.list_time_series), "__call__") as call:
+        yield client, call
+
+
+def sent_requests(call: mock.MagicMock) -> list[monitoring_v3.ListTimeSeriesRequest]:
+    return [c.args[0] for c in call.mock_calls if c.args]
+
+
+def test_counts_by_code_class_and_p99_of_the_colour(client_calls) -> None:
+    client, call = client_calls
+    call.side_effect = [
+        page(counts("200", 900, 80), counts("400", 15), counts("500", 5)),
+        page(p99(212.5)),
+    ]
+    source = metrics_source_for(OUTPUTS, client=client)
+    sample = source.sample("green", START, END)
+    assert (sample.requests, sample.errors, sample.p99_ms) == (1000, 5, 212.5)
+    assert sample.error_rate == 0.005 and sample.color == "green"
+    assert sample.end == END and sample.start == END - timedelta(seconds=120), "widened to whole minutes"
+
+    count_request, latency_request = sent_requests(call)
+    assert count_request.name == "projects/shop-prod-1234"
+    assert count_request.filter == (
+        f'metric.type = "{REQUEST_COUNT}" AND resource.type = "https_lb_rule" '
+        'AND resource.labels.url_map_name = "prod-bluegreen-urlmap-a1b2c3d" '
+        'AND resource.labels.backend_target_name = "prod-bluegreen-green-backend-a1b2c3d"'
+    )
+    assert count_request.interval.start_time == END - timedelta(seconds=120)
+    assert count_request.interval.end_time == END
+    aggregation = count_request.aggregation
+    assert aggregation.alignment_period == timedelta(seconds=120)
+    assert aggregation.per_series_aligner == monitoring_v3.Aggregation.Aligner.ALIGN_DELTA
+    assert aggregation.cross_series_reducer == monitoring_v3.Aggregation.Reducer.REDUCE_SUM
+    assert list(aggregation.group_by_fields) == ["metric.labels.response_code_class"]
+
+    assert f'metric.type = "{BACKEND_LATENCIES}"' in latency_request.filter
+    assert "prod-bluegreen-green-backend-a1b2c3d" in latency_request.filter
+    assert latency_request.aggregation.cross_series_reducer == monitoring_v3.Aggregation.Reducer.REDUCE_PERCENTILE_99
+    assert latency_request.aggregation.per_series_aligner == monitoring_v3.Aggregation.Aligner.ALIGN_DELTA
+
+
+def test_every_page_is_read(client_calls) -> None:
+    client, call = client_calls
+    call.side_effect = [
+        page(counts("200", 600), next_token="page-2"),
+        page(counts("500", 30)),
+        page(p99(150.0), next_token="p2"),
+        page(p99(480.0)),
+    ]
+    sample = metrics_source_for(OUTPUTS, client=client).sample("blue", START, END)
+    assert (sample.requests, sample.errors, sample.p99_ms) == (630, 30, 480.0), "the worst period's p99 counts"
+    requests = sent_requests(call)
+    assert [r.page_token for r in requests] == ["", "page-2", "", "p2"]
+    assert all("prod-bluegreen-blue-backend-a1b2c3d" in r.filter for r in requests)
+
+
+def test_no_series_is_missing_data_not_zero(client_calls) -> None:
+    client, call = client_calls
+    call.side_effect = [page(), page()]
+    sample = metrics_source_for(OUTPUTS, client=client).sample("green", START, END)
+    assert sample.requests is None and sample.errors is None and sample.p99_ms is None
+    assert not sample.has_data and sample.error_rate is None
+
+
+def test_traffic_without_5xx_is_zero_errors_and_empty_latency_is_missing(client_calls) -> None:
+    client, call = client_calls
+    call.side_effect = [page(counts("200", 40), counts("300", 2)), page(lb_series(BACKEND_LATENCIES, []))]
+    sample = metrics_source_for(OUTPUTS, client=client).sample("green", START, END)
+    assert (sample.requests, sample.errors) == (42, 0)
+    assert sample.error_rate == 0.0 and sample.p99_ms is None
+
+
+def test_a_short_window_queries_one_whole_minute() -> None:
+    source = CloudMonitoringSource(mock.Mock(), "p-123456", "um", {"blue": "b", "green": "g"})
+    request = source.query(REQUEST_COUNT, "blue", END - timedelta(seconds=5), END)
+    assert request.aggregation.alignment_period == timedelta(seconds=60)
+    assert request.interval.start_time == END - timedelta(seconds=60)
+
+
+@pytest.mark.parametrize(
+    ("metrics", "message"),
+    [
+        ({"source": "cloud_monitoring", "url_map": "u", "backend_services": {"blue": "b", "green": "g"}}, "project"),
+        ({"source": "cloud_monitoring", "project": "p", "backend_services": {"blue": "b", "green": "g"}}, "url_map"),
+        ({"source": "cloud_monitoring", "project": "p", "url_map": "u", "backend_services": {"blue": "b"}}, "blue"),
+    ],
+)
+def test_incomplete_outputs_are_refused(metrics: dict, message: str) -> None:
+    with pytest.raises(MetricsSourceError, match=message):
+        metrics_source_for(metrics, client=mock.Mock())
+
+
+def test_an_unknown_colour_is_refused() -> None:
+    source = metrics_source_for(OUTPUTS, client=mock.Mock())
+    with pytest.raises(MetricsSourceError, match="has no 'red'"):
+        source.sample("red", START, END)
+
+
+def test_the_component_outputs_drive_the_source(client_calls) -> None:
+    """What the GCP stack exports is exactly what this source needs to query the live colour."""
+    metrics = gcp_stack(live_color="green").outputs["metrics"]
+    client, call = client_calls
+    call.side_effect = [page(counts("200", 10)), page(p99(30.0))]
+    sample = metrics_source_for(metrics, client=client).sample("green", START, END)
+    assert (sample.requests, sample.errors, sample.p99_ms) == (10, 0, 30.0)
+    count_request = sent_requests(call)[0]
+    assert count_request.name == f"projects/{metrics['project']}"
+    assert f'url_map_name = "{metrics["url_map"]}"' in count_request.filter
+    assert f'backend_target_name = "{metrics["backend_services"]["green"]}"' in count_request.filter
