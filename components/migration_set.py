@@ -1,10 +1,10 @@
 """The stack's migrations as resources, so the policy pack sees the SQL a deploy will run.
 
 Every file in ``migrations/`` becomes one custom resource (a dynamic resource of type
-``pulumi-python:dynamic/bluegreen:Migration``) that carries its name, kind, ``after``,
-SQL and checksum, plus the release it is judged against (both colours' versions and
-the live colour). The policy pack's ``migrations-backward-compatible`` rule runs the
-analyzer and the contract gate over these resources at ``pulumi preview``/``up``.
+``pulumi-python:dynamic/bluegreen:Migration``), a child of the target's component,
+carrying its name, kind, ``after``, SQL and checksum, plus the release it is judged
+against (both colours' versions). The policy pack's ``migrations-backward-compatible``
+rule runs the analyzer and the contract gate over these resources at preview/up.
 
 The provider does not apply SQL (the deploy pipeline does, after lint and rehearsal);
 it keeps the history honest: once a migration is recorded in the stack, changing its
@@ -15,7 +15,6 @@ file only forgets the record (``pulumi destroy`` must work); it never undoes SQL
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,8 @@ MIGRATION_TYPE = "pulumi-python:dynamic/bluegreen:Migration"
 # Inputs that identify what ran against the database; a change to any is a change of history.
 RECORDED_FIELDS = ("name", "kind", "checksum")
 # Inputs that only say what the migration is judged against; they never cause an update.
-RELEASE_FIELDS = ("blue_version", "green_version", "live_color")
+# (Not the live colour: a flip must change routing only.)
+RELEASE_FIELDS = ("blue_version", "green_version")
 
 
 class MigrationRecordProvider(pulumi.dynamic.ResourceProvider):
@@ -82,38 +82,26 @@ class MigrationRecord(pulumi.dynamic.Resource, module="bluegreen", name="Migrati
             "checksum": migration.checksum,
             "blue_version": config.blue_version,
             "green_version": config.green_version,
-            "live_color": config.live_color,
         }
         super().__init__(MigrationRecordProvider(), name, props, opts)
 
 
-@dataclass(frozen=True)
-class MigrationSetArgs:
-    """Which migrations to register and the release they are judged against."""
-
-    config: StackConfig
-    directory: Path = MIGRATIONS_DIRECTORY
-
-    def migrations(self) -> list[Migration]:
-        """The ordered history; no directory means no migrations (a malformed file is an error)."""
-        return load_migrations(self.directory) if self.directory.is_dir() else []
+def load_stack_migrations(directory: Path | None = None) -> list[Migration]:
+    """The ordered history, every header validated; no directory means no migrations."""
+    directory = directory or MIGRATIONS_DIRECTORY
+    return load_migrations(directory) if directory.is_dir() else []
 
 
-class MigrationSet(pulumi.ComponentResource):
-    """Every migration of the stack, in apply order, as custom resources."""
+def register_migrations(
+    config: StackConfig, migrations: list[Migration], parent: pulumi.Resource
+) -> list[MigrationRecord]:
+    """One record per migration, children of the target's component and named after it.
 
-    def __init__(self, name: str, args: MigrationSetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        migrations = args.migrations()  # validate every header before registering anything
-        super().__init__("bluegreen:migrations:MigrationSet", name, None, opts)
-        self.records = [
-            MigrationRecord(f"{name}-{Path(m.name).stem}", m, args.config, pulumi.ResourceOptions(parent=self))
-            for m in migrations
-        ]
-        self.names = [m.name for m in migrations]
-        self.register_outputs({"migrations": self.names})
-
-
-def register_migrations(config: StackConfig, directory: Path | None = None) -> MigrationSet:
-    """The one call ``__main__`` makes, for every target."""
-    args = MigrationSetArgs(config, directory or MIGRATIONS_DIRECTORY)
-    return MigrationSet(f"{config.stack}-migrations", args)
+    ``__main__`` loads the files before the target registers anything (a malformed file
+    stops the program first) and registers them once the target component exists.
+    """
+    prefix = parent._name  # the component's own (possibly shortened) name; children share its prefix
+    return [
+        MigrationRecord(f"{prefix}-migration-{Path(m.name).stem}", m, config, pulumi.ResourceOptions(parent=parent))
+        for m in migrations
+    ]

@@ -20,7 +20,6 @@ from typing import Any
 from pulumi_policy import PolicyResource, ReportViolation, StackValidationArgs
 
 from components.config import COLORS, ConfigError, StackConfig
-from components.migration_set import MIGRATION_TYPE
 
 Props = Mapping[str, Any]
 
@@ -255,19 +254,61 @@ def preview_port(args: StackValidationArgs) -> int | None:
     return config.preview_port if config else None
 
 
+def _gcp_preview_armor(resource: PolicyResource, resources: Sequence[PolicyResource]) -> str | None:
+    """A preview security policy lets the world in when its first rule matching '*' allows."""
+    referenced = any(
+        "preview" in r.name and resource.name in str(r.props.get("securityPolicy") or "")
+        for r in resources
+        if r.resource_type == "gcp:compute/backendService:BackendService"
+    )
+    if "preview" not in resource.name and not referenced:
+        return None
+    rules = sorted(resource.props.get("rules") or [], key=lambda r: float(r.get("priority") or 0))
+    for rule in rules:
+        sources = dig(rule, "match", "config", "srcIpRanges") or []
+        if any(_is_world(str(s)) for s in sources):
+            if str(rule.get("action", "")).startswith("allow"):
+                return f"rule {rule.get('priority')} allows {', '.join(map(str, sources))}"
+            return None
+    return "no rule denies the rest of the world (Cloud Armor allows by default)"
+
+
+def _gcp_preview_backend(resource: PolicyResource, _resources: Sequence[PolicyResource]) -> str | None:
+    if "preview" in resource.name and not resource.props.get("securityPolicy"):
+        return "no Cloud Armor security policy limits who reaches it"
+    return None
+
+
+# Preview routes limited by a policy on the route rather than by a port rule.
+PREVIEW_ROUTES: dict[str, Callable[[PolicyResource, Sequence[PolicyResource]], str | None]] = {
+    "gcp:compute/securityPolicy:SecurityPolicy": _gcp_preview_armor,
+    "gcp:compute/backendService:BackendService": _gcp_preview_backend,
+}
+
+PREVIEW_FIX = "limit it to bluegreen:preview_cidrs (never 0.0.0.0/0 or ::/0)"
+
+
 def validate_preview_not_open(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    resources = list(args.resources)
     port = preview_port(args)
-    if port is None:
-        args.not_applicable("no preview_port in the policy config or the stack config")
-    for resource in args.resources:
+    for resource in resources:
+        route_check = PREVIEW_ROUTES.get(resource.resource_type)
+        problem = route_check(resource, resources) if route_check else None
+        if problem:
+            report_violation(
+                f"{resource.resource_type} {resource.name} guards the preview route (the idle colour, an unreleased "
+                f"version) but {problem}. Fix: {PREVIEW_FIX}.",
+                resource.urn,
+            )
         read = INGRESS.get(resource.resource_type)
-        for sources, low, high in read(resource.props) if read else []:
+        if port is None or read is None:
+            continue
+        for sources, low, high in read(resource.props):
             world = [s for s in sources if _is_world(str(s))]
             if world and low <= port <= high:
                 report_violation(
                     f"{resource.resource_type} {resource.name} lets {', '.join(world)} reach the preview port {port}: "
-                    "the preview route serves the idle colour, an unreleased version, to anyone. Fix: limit it to "
-                    "bluegreen:preview_cidrs (never 0.0.0.0/0 or ::/0).",
+                    f"the preview route serves the idle colour, an unreleased version, to anyone. Fix: {PREVIEW_FIX}.",
                     resource.urn,
                 )
 
@@ -303,9 +344,6 @@ def live_color(args: StackValidationArgs) -> str | None:
     config = stack_config()
     if config:
         return config.live_color
-    for resource in args.resources:
-        if resource.resource_type == MIGRATION_TYPE and resource.props.get("live_color") in COLORS:
-            return str(resource.props["live_color"])
     return args.get_config().get("live_color")
 
 
