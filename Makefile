@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := haproxy postgresql make
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages test lint
+.PHONY: setup system-packages test lint up down status demo
+
+STACK ?= dev
 
 setup: system-packages $(VENV)/.installed
 
@@ -28,3 +30,17 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# The local target (cloud: local): HAProxy + PostgreSQL + both colours on 127.0.0.1.
+up: setup
+	$(PY) -m scripts up --stack $(STACK)
+
+down:
+	$(PY) -m scripts down --stack $(STACK)
+
+status:
+	$(PY) -m scripts status --stack $(STACK)
+
+# The README's run command: a good release and a faulty one (rolled back), under load.
+demo: setup
+	$(PY) -m scripts demo --stack $(STACK)

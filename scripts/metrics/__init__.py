@@ -44,6 +44,26 @@ class MetricsSource(Protocol):
     def sample(self, color: str, start: datetime, end: datetime) -> MetricsSample: ...
 
 
+@dataclass(frozen=True)
+class ColorHealth:
+    """How many of a colour's targets the load balancer itself counts as healthy."""
+
+    color: str
+    healthy: int
+    total: int
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.total > 0 and self.healthy == self.total
+
+
+class HealthSource(Protocol):
+    """Sources that also know the load balancer's view of target health implement this."""
+
+    def health(self, color: str) -> ColorHealth: ...
+
+
 class MetricsSourceError(RuntimeError):
     """The stack's ``metrics`` output names no known source or lacks what it needs."""
 

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): they print numbers; tests reuse the load generator."""

@@ -1,0 +1,460 @@
+"""HAProxy as the shared load balancer: rendered config, the admin socket, and the switch.
+
+Facts this module is built on (DESIGN.md, "Local target facts", HAProxy 2.6):
+
+- the prod and preview frontends pick their backend from a map file
+  (``use_backend %[str(prod),map(live.map)]``); a switch is ``set map`` on the admin
+  socket, which drops no request, and is then written to the map file, because a
+  reload or restart reads the file again;
+- ``set map`` accepts any name, so the target backend is validated first and must be
+  ``UP`` by HAProxy's own health check;
+- ``option idle-close-on-response`` keeps reloads from cutting keep-alive requests, and
+  ``haproxy -c`` checks every config before it is used (a broken one is otherwise
+  kept silently);
+- per-request timings go as one UDP datagram per request to ``127.0.0.1:<log port>``
+  in :data:`LOG_FORMAT`, which the pipeline's HAProxy metrics source reads for p99.
+
+A gradual switch (``live_traffic_percent`` < 100) routes prod to ``be_split``, which
+holds both colours' servers, and sets their weights on the socket (``set weight``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from components.config import COLORS
+from components.local.processes import ProcessRecord
+from components.local.settings import PortPlan
+from components.local.state import StateDir
+
+DEBIAN_PACKAGE = "haproxy"
+# Where Debian puts it when /usr/sbin is not on PATH (a non-root shell).
+HAPROXY_CANDIDATES = ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy")
+SPLIT_BACKEND = "be_split"
+APP_SERVER = "app"
+
+# One line per request, sent raw (no syslog header) to the UDP log port. Times in ms;
+# ``tr_ms`` is -1 when the server never answered. Parse with :func:`parse_log_line`.
+LOG_FORMAT = "bluegreen frontend=%f backend=%b server=%s status=%ST tr_ms=%Tr tt_ms=%Tt ta_ms=%Ta bytes=%B"
+_LOG_FIELD = re.compile(r"(\w+)=(\S*)")
+
+
+class HaproxyError(RuntimeError):
+    """HAProxy refused a config, a command, or a switch."""
+
+
+class MissingHaproxyError(HaproxyError):
+    """The haproxy binary is missing; the message names the Debian package."""
+
+
+def backend_of(color: str) -> str:
+    return f"be_{color}"
+
+
+def color_of(backend: str, server: str = "") -> str | None:
+    """The colour a log line or stat row belongs to (split backend: the server's name)."""
+    if backend == SPLIT_BACKEND:
+        return server if server in COLORS else None
+    name = backend.removeprefix("be_")
+    return name if name in COLORS else None
+
+
+@dataclass(frozen=True)
+class RequestLog:
+    """One request as HAProxy logged it."""
+
+    frontend: str
+    backend: str
+    server: str
+    status: int
+    tr_ms: int
+    tt_ms: int
+    ta_ms: int
+    bytes: int
+
+    @property
+    def color(self) -> str | None:
+        return color_of(self.backend, self.server)
+
+
+def parse_log_line(line: str | bytes) -> RequestLog | None:
+    """A datagram in :data:`LOG_FORMAT` (syslog prefix tolerated), or None if it is not one."""
+    text = line.decode(errors="replace") if isinstance(line, bytes) else line
+    if "bluegreen " not in text:
+        return None
+    fields = dict(_LOG_FIELD.findall(text[text.index("bluegreen ") :]))
+
+    def number(key: str) -> int:
+        try:
+            return int(fields.get(key, "-1"))
+        except ValueError:
+            return -1
+
+    try:
+        return RequestLog(
+            frontend=fields["frontend"],
+            backend=fields["backend"],
+            server=fields["server"],
+            status=number("status"),
+            tr_ms=number("tr_ms"),
+            tt_ms=number("tt_ms"),
+            ta_ms=number("ta_ms"),
+            bytes=number("bytes"),
+        )
+    except KeyError:
+        return None
+
+
+def admin_command(socket_path: str | os.PathLike[str], line: str, timeout_s: float = 5.0) -> str:
+    """One command on HAProxy's admin socket (also used by the pipeline's metrics source)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        try:
+            sock.connect(str(socket_path))
+        except OSError as exc:
+            raise HaproxyError(f"HAProxy admin socket {socket_path} unreachable: {exc}") from exc
+        sock.sendall(line.encode() + b"\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def find_haproxy() -> str:
+    found = shutil.which("haproxy") or next((p for p in HAPROXY_CANDIDATES if os.access(p, os.X_OK)), None)
+    if not found:
+        raise MissingHaproxyError(
+            f"haproxy not found in PATH or /usr/sbin; install the Debian package '{DEBIAN_PACKAGE}' "
+            f"(make setup, or: apt-get install {DEBIAN_PACKAGE})"
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where prod and preview go: the live colour, and its share of prod during a gradual switch."""
+
+    live_color: str
+    live_percent: int = 100
+
+    @property
+    def idle_color(self) -> str:
+        return "green" if self.live_color == "blue" else "blue"
+
+    def map_entries(self) -> dict[str, str]:
+        """The map file: the two routes, plus the split weights (HAProxy ignores keys no rule asks for)."""
+        prod = backend_of(self.live_color) if self.live_percent == 100 else SPLIT_BACKEND
+        weights = {f"weight_{color}": str(weight) for color, weight in self.weights().items()}
+        return {"prod": prod, "preview": backend_of(self.idle_color), **weights}
+
+    @classmethod
+    def from_map(cls, entries: Mapping[str, str]) -> Routing | None:
+        idle = entries.get("preview", "").removeprefix("be_")
+        if idle not in COLORS:
+            return None
+        live = "green" if idle == "blue" else "blue"
+        if entries.get("prod") == backend_of(live):
+            return cls(live, 100)
+        if entries.get("prod") != SPLIT_BACKEND:
+            return None
+        try:
+            percent = int(entries.get(f"weight_{live}", ""))
+        except ValueError:
+            return None
+        return cls(live, percent) if 1 <= percent <= 100 else None
+
+    def weights(self) -> dict[str, int]:
+        return {self.live_color: self.live_percent, self.idle_color: 100 - self.live_percent}
+
+
+@dataclass(frozen=True)
+class ServerStat:
+    """One row of ``show stat`` that matters for switching and status."""
+
+    backend: str
+    server: str
+    status: str
+    check_status: str
+    weight: int
+    req_tot: int
+    hrsp_5xx: int
+    rtime_ms: int
+    ttime_ms: int
+
+    @property
+    def up(self) -> bool:
+        return self.status == "UP"
+
+
+class Haproxy:
+    def __init__(self, state: StateDir, ports: PortPlan, health_path: str) -> None:
+        self.state = state
+        self.ports = ports
+        self.health_path = health_path
+        self.dir = state.haproxy_dir
+        self.config_file = self.dir / "haproxy.cfg"
+        self.map_file = self.dir / "live.map"
+        self.socket_path = self.dir / "admin.sock"
+        self.pid_file = self.dir / "haproxy.pid"
+
+    @property
+    def log_port(self) -> int:
+        """The UDP port for request logs, chosen free once and kept in the state file."""
+        return self.state.port("haproxy_log_udp_port", socket.SOCK_DGRAM)
+
+    # -- config ----------------------------------------------------------------
+
+    def render(self) -> str:
+        """The config does not depend on the live colour: that lives in the map file only."""
+        check = "check inter 500ms fall 2 rise 2"
+        lines = [
+            "# Rendered by components/local/haproxy.py; edits are overwritten.",
+            "global",
+            "    master-worker",
+            f"    pidfile {self.pid_file}",
+            f"    stats socket {self.socket_path} mode 600 level admin expose-fd listeners",
+            f"    log 127.0.0.1:{self.log_port} len 2048 format raw local0 info",
+            "    maxconn 4096",
+            "",
+            "defaults",
+            "    mode http",
+            "    log global",
+            f'    log-format "{LOG_FORMAT}"',
+            "    option idle-close-on-response",
+            "    option redispatch",
+            "    retries 2",
+            "    timeout connect 2s",
+            "    timeout client 30s",
+            "    timeout server 30s",
+            "    timeout http-keep-alive 15s",
+            "    timeout http-request 10s",
+            "",
+            "frontend prod",
+            f"    bind 127.0.0.1:{self.ports.listen}",
+            f"    use_backend %[str(prod),map({self.map_file})]",
+            "",
+            "frontend preview",
+            f"    bind 127.0.0.1:{self.ports.preview}",
+            f"    use_backend %[str(preview),map({self.map_file})]",
+        ]
+        health = f"    option httpchk GET {self.health_path}\n    http-check expect status 200"
+        for color in COLORS:
+            lines += [
+                "",
+                f"backend {backend_of(color)}",
+                health,
+                f"    server {APP_SERVER} 127.0.0.1:{self.ports.apps[color]} {check}",
+            ]
+        # Weights here are placeholders: the map file's weight_<colour> entries are set on the socket.
+        lines += ["", f"backend {SPLIT_BACKEND}", "    balance roundrobin", health]
+        for color in COLORS:
+            lines.append(f"    server {color} 127.0.0.1:{self.ports.apps[color]} {check} weight 50")
+        return "\n".join(lines) + "\n"
+
+    def render_map(self, routing: Routing) -> str:
+        return "".join(f"{key} {value}\n" for key, value in routing.map_entries().items())
+
+    def check_config(self, text: str) -> None:
+        candidate = self.dir / "haproxy.cfg.new"
+        candidate.write_text(text)
+        result = subprocess.run([find_haproxy(), "-c", "-f", str(candidate)], capture_output=True, text=True)
+        if result.returncode != 0:
+            candidate.unlink(missing_ok=True)
+            raise HaproxyError(f"haproxy -c rejected the rendered config: {(result.stderr or result.stdout).strip()}")
+
+    # -- process ---------------------------------------------------------------
+
+    def record(self) -> ProcessRecord | None:
+        record = ProcessRecord.from_json(self.state.load().get("haproxy_process"))
+        return record if record and record.alive() else None
+
+    def running(self) -> bool:
+        return self.record() is not None
+
+    def ensure(self, routing: Routing) -> str:
+        """Start, or reload when the config changed; the map file keeps the live route across both.
+
+        ``routing`` is written only when no valid map file exists (the first start).
+        """
+        self.state.ensure()
+        text = self.render()
+        record = self.record()
+        changed = not self.config_file.exists() or self.config_file.read_text() != text
+        if record and not changed:
+            return "unchanged"
+        if self.file_routing() is None:
+            self._write_map(routing)  # first start; otherwise the file keeps the last live route
+        self.check_config(text)
+        (self.dir / "haproxy.cfg.new").replace(self.config_file)
+        if record:
+            os.kill(record.pid, signal.SIGUSR2)  # master-worker reload: new worker, listeners handed over
+            self._wait_socket()
+            self._restore_weights()
+            return "reloaded"
+        for stale in (self.socket_path, self.pid_file):
+            stale.unlink(missing_ok=True)
+        result = subprocess.run(
+            [find_haproxy(), "-W", "-D", "-f", str(self.config_file), "-p", str(self.pid_file)],
+            capture_output=True,
+            text=True,
+            start_new_session=True,
+        )
+        if result.returncode != 0:
+            raise HaproxyError(f"haproxy did not start: {(result.stderr or result.stdout).strip()}")
+        deadline = time.monotonic() + 10
+        while not self.pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = int(self.pid_file.read_text().split()[0])
+        self.state.update(haproxy_process=ProcessRecord.of(pid).to_json())
+        self._wait_socket()
+        self._restore_weights()
+        return "started"
+
+    def file_routing(self) -> Routing | None:
+        try:
+            entries = dict(line.split() for line in self.map_file.read_text().splitlines() if line.strip())
+        except (OSError, ValueError):
+            return None
+        return Routing.from_map(entries)
+
+    def _restore_weights(self) -> None:
+        routing = self.file_routing()
+        if routing:
+            self.command(";".join(f"set weight {SPLIT_BACKEND}/{c} {w}" for c, w in routing.weights().items()))
+
+    def _wait_socket(self, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.command("show info")
+                return
+            except (OSError, HaproxyError):
+                if time.monotonic() > deadline:
+                    raise HaproxyError(f"HAProxy admin socket {self.socket_path} does not answer") from None
+                time.sleep(0.05)
+
+    def stop(self) -> bool:
+        record = self.record()
+        stopped = record.stop(timeout_s=10) if record else False
+        self.state.update(haproxy_process=None)
+        self.socket_path.unlink(missing_ok=True)
+        return stopped
+
+    # -- runtime API -------------------------------------------------------------
+
+    def command(self, line: str, timeout_s: float = 5.0) -> str:
+        return admin_command(self.socket_path, line, timeout_s)
+
+    def stats(self) -> list[ServerStat]:
+        """``show stat`` rows of our backends (servers and the BACKEND summary rows)."""
+        raw = self.command("show stat").lstrip("# ")
+        rows = []
+        for row in csv.DictReader(io.StringIO(raw)):
+            if not row.get("pxname", "").startswith("be_"):
+                continue
+
+            def num(key: str, row: Mapping[str, str] = row) -> int:
+                return int(row.get(key) or 0)
+
+            rows.append(
+                ServerStat(
+                    backend=row["pxname"],
+                    server=row["svname"],
+                    status=row["status"],
+                    check_status=row.get("check_status", ""),
+                    weight=num("weight"),
+                    req_tot=num("req_tot"),
+                    hrsp_5xx=num("hrsp_5xx"),
+                    rtime_ms=num("rtime"),
+                    ttime_ms=num("ttime"),
+                )
+            )
+        return rows
+
+    def backend_stats(self) -> dict[str, dict[str, int | str]]:
+        """Per backend: status, requests, 5xx, average response/total time (ms)."""
+        return {
+            s.backend: {
+                "status": s.status,
+                "req_tot": s.req_tot,
+                "hrsp_5xx": s.hrsp_5xx,
+                "rtime_ms": s.rtime_ms,
+                "ttime_ms": s.ttime_ms,
+            }
+            for s in self.stats()
+            if s.server == "BACKEND"
+        }
+
+    def health(self, color: str) -> str:
+        """``UP`` when HAProxy's own check passed for the colour's server, else what it reports."""
+        for stat in self.stats():
+            if stat.backend == backend_of(color) and stat.server == APP_SERVER:
+                if stat.status == "UP" and not stat.check_status.startswith("L7OK"):
+                    return "CHECKING"  # servers start UP before their first check
+                return stat.status
+        raise HaproxyError(f"backend {backend_of(color)} is not in HAProxy's stats; config and runtime disagree")
+
+    def wait_health(self, color: str, want_up: bool, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self.health(color)
+            if (status == "UP") == want_up and status != "CHECKING":
+                return status
+            if time.monotonic() > deadline:
+                return status
+            time.sleep(0.1)
+
+    def current_routes(self) -> dict[str, str]:
+        """The map as the running HAProxy holds it (``show map``)."""
+        out = {}
+        for line in self.command(f"show map {self.map_file}").splitlines():
+            parts = line.split()
+            if len(parts) == 3:
+                out[parts[1]] = parts[2]
+        return out
+
+    def current_routing(self) -> Routing | None:
+        return Routing.from_map(self.current_routes())
+
+    def route(self, routing: Routing) -> None:
+        """Apply a routing on the socket, then persist it to the map file.
+
+        The caller has checked the target colour is healthy; here every target backend
+        must exist in HAProxy's runtime, since ``set map`` would accept a typo.
+        """
+        known = {s.backend for s in self.stats()}
+        for backend in (routing.map_entries()["prod"], routing.map_entries()["preview"]):
+            if backend not in known:
+                raise HaproxyError(f"backend {backend} does not exist in the running HAProxy; refusing to route to it")
+        commands = [f"set weight {SPLIT_BACKEND}/{c} {w}" for c, w in routing.weights().items()]
+        present = self.current_routes()
+        commands += [
+            f"{'set' if key in present else 'add'} map {self.map_file} {key} {value}"
+            for key, value in routing.map_entries().items()
+        ]
+        reply = self.command(";".join(commands)).strip()
+        if reply:
+            raise HaproxyError(f"HAProxy refused the switch: {reply}")
+        self._write_map(routing)
+
+    def _write_map(self, routing: Routing) -> None:
+        tmp = self.map_file.with_suffix(".tmp")
+        tmp.write_text(self.render_map(routing))
+        tmp.replace(self.map_file)
+
+    def set_server_state(self, color: str, state: str) -> None:
+        """``ready`` / ``drain`` the colour's server in its backend and in the split backend."""
+        servers = (f"{backend_of(color)}/{APP_SERVER}", f"{SPLIT_BACKEND}/{color}")
+        reply = self.command(";".join(f"set server {server} state {state}" for server in servers)).strip()
+        if reply:
+            raise HaproxyError(f"HAProxy refused 'set server ... state {state}' for {color}: {reply}")

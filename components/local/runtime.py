@@ -1,0 +1,388 @@
+"""The local target's runtime: what ``up``, ``down``, the pipeline and the dynamic providers call.
+
+``LocalEnvironment(config, project_root)`` brings one machine to what a stack config
+says (PostgreSQL, migrations, one app process per colour, HAProxy with the live
+route) and reports what runs. Every method is safe to call again: ``apply`` starts
+only what is missing, restarts only a colour whose version (or command, or faults)
+changed, and switches only when the route differs. Environment problems raise
+:class:`LocalTargetError` subclasses whose messages say what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from components.config import COLORS, ConfigError, StackConfig
+from components.local.apps import AppProcess, AppProcessError, AppSpec
+from components.local.haproxy import (
+    LOG_FORMAT,
+    SPLIT_BACKEND,
+    Haproxy,
+    HaproxyError,
+    MissingHaproxyError,
+    Routing,
+    backend_of,
+    find_haproxy,
+)
+from components.local.postgres import MissingBinaryError, PostgresCluster, PostgresError, find_pg_bin
+from components.local.processes import port_in_use
+from components.local.settings import LocalSettings, PortPlan
+from components.local.state import StateDir, StateError
+from components.migrations import MigrationError
+
+Progress = Callable[[str], None]
+
+
+class LocalTargetError(RuntimeError):
+    """The local environment cannot do what was asked; the message says why and what to do."""
+
+
+class EnvironmentProblemError(LocalTargetError):
+    """Bad input or a missing prerequisite (binary, free port): the CLI exits 2."""
+
+
+class SwitchRefusedError(LocalTargetError):
+    """The target colour is not running, not ready, or not UP in HAProxy; nothing was changed."""
+
+
+def validate_local_config(config: StackConfig) -> tuple[LocalSettings, PortPlan]:
+    """Everything the local target checks before it starts anything (raises ConfigError)."""
+    if config.cloud != "local":
+        raise ConfigError(f"bluegreen:cloud = {config.cloud!r}: the local runtime only runs stacks with cloud: local")
+    return LocalSettings.parse(config.cloud_settings), PortPlan.from_config(config)
+
+
+class LocalEnvironment:
+    def __init__(
+        self, config: StackConfig, project_root: Path | str, progress: Progress | None = None, python: str = ""
+    ) -> None:
+        self.project_root = Path(project_root).resolve()
+        self.progress: Progress = progress or (lambda _msg: None)
+        self.python = python or sys.executable
+        self.state = StateDir(self.project_root, config.stack)
+        self._configure(config)
+
+    def _configure(self, config: StackConfig) -> None:
+        self.settings, self.ports = validate_local_config(config)
+        self.config = config
+        self.postgres = PostgresCluster(self.state, config.db.name, config.db.username)
+        self.apps = {color: AppProcess(self.state, color, self.project_root) for color in COLORS}
+
+    @property
+    def haproxy(self) -> Haproxy:
+        return Haproxy(self.state, self.ports, self.config.health_path)
+
+    @property
+    def log_port(self) -> int:
+        return self.haproxy.log_port
+
+    # -- public API ----------------------------------------------------------------
+
+    def up(self) -> dict[str, Any]:
+        """Bring the whole environment to the current config."""
+        return self.apply(self.config)
+
+    def apply(self, config: StackConfig | None = None) -> dict[str, Any]:
+        """Make the machine match ``config``; returns what each part did."""
+        if config is not None:
+            validate_local_config(config)
+            if config.stack != self.config.stack:
+                raise ConfigError(f"stack {config.stack!r} given to the environment of stack {self.config.stack!r}")
+            self._configure(config)
+        with self._guarded():
+            self.preflight()
+            actions: dict[str, Any] = {"postgres": self.ensure_database()}
+            actions["migrations"] = self.ensure_migrations(before_apps=True)
+            actions["haproxy"] = self.ensure_load_balancer()
+            for color in COLORS:
+                actions[color] = self.ensure_color(color)
+            actions["route"] = self.ensure_route()
+            actions["migrations"] += self.ensure_migrations(before_apps=False)
+        return actions
+
+    # -- the parts, one at a time (what the dynamic providers call) -------------------
+
+    @contextlib.contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """Hold the stack lock and turn part failures into this module's errors."""
+        try:
+            with self.state.locked():
+                yield
+        except (MissingBinaryError, MissingHaproxyError, StateError) as exc:
+            raise EnvironmentProblemError(str(exc)) from exc
+        except (PostgresError, HaproxyError, AppProcessError, MigrationError) as exc:
+            raise LocalTargetError(str(exc)) from exc
+
+    def ensure_database(self) -> str:
+        with self._guarded():
+            db = self.postgres.start(self.progress)
+            return f"running on 127.0.0.1:{db.port}"
+
+    def ensure_migrations(self, before_apps: bool = False) -> list[str]:
+        with self._guarded():
+            return self._migrate(before_apps)
+
+    def ensure_load_balancer(self) -> str:
+        """Start or reload HAProxy; the first start routes as the config says, later ones keep the map file."""
+        with self._guarded():
+            if not self.haproxy.running():
+                busy = [p for p in (self.ports.listen, self.ports.preview) if port_in_use(p)]
+                if busy:
+                    raise EnvironmentProblemError(f"port(s) {busy} already in use by another program")
+            return self.haproxy.ensure(self._current_routing() or self.desired_routing())
+
+    def ensure_color(self, color: str) -> str:
+        with self._guarded():
+            if not self.haproxy.running():
+                raise LocalTargetError(f"{color}: HAProxy is not running for this stack; start the load balancer first")
+            return self._ensure_color(color, self._current_routing() or self.desired_routing())
+
+    def ensure_route(self) -> str:
+        """Switch prod to the configured colour/share if it is not there yet (with the switch checks)."""
+        with self._guarded():
+            desired = self.desired_routing()
+            if self._current_routing() == desired:
+                return "unchanged"
+            self._switch_locked(desired)
+            return f"switched prod to {desired.live_color} ({desired.live_percent}%)"
+
+    def stop_color(self, color: str) -> bool:
+        with self._guarded():
+            haproxy = self.haproxy
+            if self.apps[color].record() and haproxy.running():
+                with contextlib.suppress(HaproxyError):
+                    haproxy.set_server_state(color, "drain")
+            return self.apps[color].stop()
+
+    def stop_load_balancer(self) -> bool:
+        with self._guarded():
+            return self.haproxy.stop()
+
+    def stop_database(self) -> bool:
+        with self._guarded():
+            return self.postgres.stop()
+
+    def switch(self, color: str, live_traffic_percent: int = 100) -> dict[str, Any]:
+        """Send prod to ``color`` (or that share of it) after checking it is running, ready and UP."""
+        if color not in COLORS:
+            raise EnvironmentProblemError(f"colour {color!r} is invalid; allowed: {', '.join(COLORS)}")
+        if not 1 <= live_traffic_percent <= 100:
+            raise EnvironmentProblemError(f"live_traffic_percent {live_traffic_percent} is invalid: 1-100")
+        with self._guarded():
+            if not self.haproxy.running():
+                raise SwitchRefusedError("HAProxy is not running for this stack; run `up` first")
+            return self._switch_locked(Routing(color, live_traffic_percent))
+
+    def down(self) -> list[str]:
+        """Stop every process this stack started (by recorded pid) and nothing else. Data stays."""
+        stopped: list[str] = []
+        with self._guarded():
+            stopped += [f"{color} app" for color in COLORS if self.stop_color(color)]
+            stopped += ["haproxy"] if self.stop_load_balancer() else []
+            stopped += ["postgres"] if self.stop_database() else []
+        return stopped
+
+    def status(self) -> dict[str, Any]:
+        """What runs, as the processes and HAProxy report it (not what the config wishes)."""
+        haproxy = self.haproxy
+        haproxy_up = haproxy.running()
+        routing = self._current_routing() if haproxy_up else None
+        backends = haproxy.backend_stats() if haproxy_up else {}
+        colors: dict[str, Any] = {}
+        for color in COLORS:
+            app = self.apps[color]
+            record = app.record()
+            if routing is None:
+                role = "stopped"
+            elif routing.live_percent < 100:
+                role = f"live {routing.weights()[color]}%"
+            else:
+                role = "live" if routing.live_color == color else "idle"
+            colors[color] = {
+                "version": app.running_version(),
+                "configured_version": self.config.version_of(color),
+                "port": self.ports.apps[color],
+                "pid": record.pid if record else None,
+                "running": record is not None,
+                "health": self._health(haproxy, color) if haproxy_up else "HAPROXY DOWN",
+                "role": role,
+                "requests": backends.get(backend_of(color), {}).get("req_tot"),
+                "errors_5xx": backends.get(backend_of(color), {}).get("hrsp_5xx"),
+            }
+        return {
+            "stack": self.config.stack,
+            "live_color": routing.live_color if routing else None,
+            "idle_color": routing.idle_color if routing else None,
+            "live_traffic_percent": routing.live_percent if routing else None,
+            "configured_live_color": self.config.live_color,
+            "live_url": self.live_url,
+            "preview_url": self.preview_url,
+            "colors": colors,
+            "haproxy": {
+                "running": haproxy_up,
+                "pid": (r.pid if (r := haproxy.record()) else None),
+                "stats_socket": str(haproxy.socket_path),
+                "log_udp_port": self.log_port,
+                "backends": backends,
+            },
+            "postgres": {"running": self.postgres.running(), "port": self.postgres.port},
+            "state_dir": str(self.state.root),
+        }
+
+    def database_url(self) -> str:
+        return self.postgres.settings().url
+
+    @property
+    def live_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.listen}"
+
+    @property
+    def preview_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.preview}"
+
+    def metrics(self) -> dict[str, Any]:
+        """The stack's ``metrics`` output: what the HAProxy metrics source needs."""
+        haproxy = self.haproxy
+        return {
+            "source": "haproxy",
+            "stats_socket": str(haproxy.socket_path),
+            "log_udp_port": self.log_port,
+            "log_format": LOG_FORMAT,
+            "backends": {"blue": backend_of("blue"), "green": backend_of("green"), "split": SPLIT_BACKEND},
+        }
+
+    def desired_routing(self) -> Routing:
+        return Routing(self.config.live_color, self.config.live_traffic_percent)
+
+    def app_spec(self, color: str) -> AppSpec:
+        port = self.ports.apps[color]
+        version = self.config.version_of(color)
+        environment = {
+            "DATABASE_URL": self.database_url(),
+            "APP_VERSION": version,
+            "APP_COLOR": color,
+            "APP_WORKERS": str(self.settings.app_workers),
+            "APP_THREADS": str(self.settings.app_threads),
+            **self.settings.faults_for(version).environment(),
+        }
+        return AppSpec(color, version, port, self.config.app_command_for(color, port, self.python), environment)
+
+    # -- pieces ----------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        """Binaries present and every port free or held by this stack, before anything starts."""
+        find_haproxy()
+        find_pg_bin()
+        haproxy_ours = self.haproxy.running()
+        busy = []
+        for name, port in (("listen_port", self.ports.listen), ("preview_port", self.ports.preview)):
+            if not haproxy_ours and port_in_use(port):
+                busy.append(f"{name} {port}")
+        for color in COLORS:
+            if not self.apps[color].record() and port_in_use(self.ports.apps[color]):
+                busy.append(f"{color} app port {self.ports.apps[color]}")
+        if busy:
+            raise EnvironmentProblemError(
+                f"port(s) already in use by another program: {', '.join(busy)}; free them or choose other "
+                "ports (bluegreen:listen_port, preview_port, app_port)"
+            )
+
+    def _current_routing(self) -> Routing | None:
+        haproxy = self.haproxy
+        return haproxy.current_routing() if haproxy.running() else None
+
+    def _receives_traffic(self, color: str, routing: Routing) -> bool:
+        return routing.weights()[color] > 0
+
+    def _ensure_color(self, color: str, routing: Routing) -> str:
+        app, haproxy = self.apps[color], self.haproxy
+        desired = self.config.desired_capacity(color)
+        if desired == 0 and not self._receives_traffic(color, self.desired_routing()):
+            if app.record():
+                haproxy.set_server_state(color, "drain")
+                app.stop()
+                return "stopped (idle capacity 0)"
+            return "stopped"
+        spec = self.app_spec(color)
+        overlap = self._receives_traffic(color, routing)
+        if app.record() and app.running_spec() != spec.fingerprint() and not overlap:
+            haproxy.set_server_state(color, "drain")
+        self.progress(f"{color}: ensuring {spec.version} on port {spec.port}")
+        result = app.ensure(spec, overlap=overlap)
+        haproxy.set_server_state(color, "ready")
+        status = haproxy.wait_health(color, want_up=True, timeout_s=15.0)
+        if status != "UP":
+            raise LocalTargetError(f"{color} answers on port {spec.port} but HAProxy's health check says {status}")
+        return f"{result} {spec.version}"
+
+    def _health(self, haproxy: Haproxy, color: str) -> str:
+        try:
+            return haproxy.health(color)
+        except HaproxyError as exc:
+            return f"UNKNOWN ({exc})"
+
+    def _check_ready(self, color: str) -> None:
+        app = self.apps[color]
+        if not app.record():
+            raise SwitchRefusedError(f"refusing to switch to {color}: its app process is not running")
+        url = f"http://127.0.0.1:{self.ports.apps[color]}/readyz"
+        try:
+            response = httpx.get(url, timeout=3.0)
+        except httpx.HTTPError as exc:
+            raise SwitchRefusedError(f"refusing to switch to {color}: {url} unreachable ({exc})") from exc
+        if response.status_code != 200:
+            raise SwitchRefusedError(
+                f"refusing to switch to {color}: {url} answered {response.status_code} {response.text.strip()[:200]}"
+            )
+        status = self.haproxy.wait_health(color, want_up=True, timeout_s=5.0)
+        if status != "UP":
+            raise SwitchRefusedError(f"refusing to switch to {color}: HAProxy sees its backend as {status}, not UP")
+
+    def _switch_locked(self, routing: Routing) -> dict[str, Any]:
+        started = time.monotonic()
+        for color in COLORS:
+            if routing.weights()[color] > 0:
+                self._check_ready(color)
+        before = self._current_routing()
+        checked_ms = (time.monotonic() - started) * 1000
+        self.haproxy.route(routing)
+        routed_at = time.monotonic()
+        after = self._current_routing()
+        if after != routing:
+            raise LocalTargetError(f"HAProxy reports route {after} after switching to {routing}")
+        return {
+            "from": before.live_color if before else None,
+            "to": routing.live_color,
+            "live_traffic_percent": routing.live_percent,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            "checks_ms": round(checked_ms, 1),
+            # time.monotonic() when HAProxy took the new route, for latency measurements.
+            "routed_at": routed_at,
+        }
+
+    def _migrate(self, before_apps: bool) -> list[str]:
+        """Apply what the running colours allow; contracts wait until the old colour is gone."""
+        directory = self.project_root / "migrations"
+        if not directory.is_dir():
+            return []
+        from scripts.migrate import apply_migrations
+
+        versions = {}
+        for color in COLORS:
+            running = self.apps[color].running_version()
+            wanted = self.config.version_of(color)
+            # Before the apps change, a colour still runs its old version: a contract must wait.
+            versions[color] = running if before_apps and running else wanted
+        # The first pass holding a contract back is expected; say so only once, after the apps.
+        progress = (lambda msg: None if msg.startswith("holding back") else self.progress(msg)) if before_apps else None
+        report = apply_migrations(
+            self.database_url(), versions["blue"], versions["green"], directory, progress or self.progress
+        )
+        return report.applied

@@ -1,0 +1,151 @@
+"""``python -m scripts demo --stack dev``: the whole story on one machine, under steady load.
+
+1. bring the local stack up (HAProxy, PostgreSQL, both colours);
+2. release a good version (default 2.0.0): smoke on the idle colour, switch, monitor;
+3. release a deliberately faulty version (default 2.1.0, whose faults the stack's
+   ``bluegreen:local.faults`` defines: it passes smoke, then starts failing once live),
+   which the monitor rolls back;
+4. print what happened: requests served and failed, switch and rollback times, and
+   whether every order written during the run is still in the database.
+
+Reports and timelines go to ``reports/``. Exit 0 when the good release went live and the
+faulty one was rolled back, 1 otherwise, 2 for bad input (not a local stack, no faults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.table import Table
+
+from components.config import ConfigError
+from components.local.runtime import LocalTargetError
+from scripts.load import LoadStats, SteadyLoad, rollback_reaction
+from scripts.pipeline import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from scripts.targets.local import LocalTarget
+
+
+def add_command(subparsers: Any, root: Path) -> None:
+    demo = subparsers.add_parser("demo", help="local target: release a good version, then a faulty one that rolls back")
+    demo.add_argument("--stack", required=True, help="a local stack (reads Pulumi.<stack>.yaml)")
+    demo.add_argument("--project-dir", default=str(root), help=argparse.SUPPRESS)
+    demo.add_argument("--version", default="2.0.0", help="the good release (default 2.0.0)")
+    demo.add_argument("--faulty-version", default="2.1.0", help="the bad release (default 2.1.0)")
+    demo.add_argument("--rate", type=float, default=30.0, help="steady load in requests/s (default 30)")
+    demo.add_argument("--reports", type=Path, default=None, help="where reports go (default: reports/)")
+    demo.set_defaults(handler=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from scripts.pipeline_cli import cmd_deploy
+
+    console = Console(stderr=True)
+    target = LocalTarget(args.stack, args.project_dir)
+    try:
+        config = target.config()
+        if config.cloud != "local":
+            raise ConfigError(f"stack {args.stack!r} has bluegreen:cloud = {config.cloud!r}; the demo needs local")
+        if args.faulty_version not in (config.cloud_settings.get("faults") or {}):
+            raise ConfigError(
+                f"bluegreen:local.faults has no entry for {args.faulty_version!r}; add e.g. "
+                f'"{args.faulty_version}": {{error_rate: 0.3, after_s: 5}} so that release misbehaves once live'
+            )
+        if args.rate <= 0 or args.rate > 500:
+            raise ConfigError(f"--rate {args.rate:g} is invalid: 1-500 requests/s")
+        env = target.environment(progress=lambda line: console.log(line))
+        console.rule(f"bringing stack {args.stack} up")
+        env.up()
+    except (ConfigError, LocalTargetError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        return EXIT_BAD_INPUT
+
+    reports = args.reports or Path(args.project_dir) / "reports"
+    runs: list[dict[str, Any]] = []
+    with SteadyLoad(env.live_url, rate=args.rate, write_ratio=0.2) as load:
+        console.print(f"steady load: {args.rate:g} requests/s on {env.live_url} (1 in 5 creates an order)")
+        time.sleep(2.0)
+        for name, version in (("release", args.version), ("faulty release", args.faulty_version)):
+            console.rule(f"{name}: deploy --version {version}")
+            begin = load.now_s()
+            deploy_args = argparse.Namespace(
+                stack=args.stack,
+                project_dir=args.project_dir,
+                version=version,
+                file=None,
+                report=reports / f"deploy-{version}.json",
+                timeline=reports / f"deploy-{version}.png",
+            )
+            code = cmd_deploy(deploy_args)
+            time.sleep(2.0)
+            runs.append({"name": name, "version": version, "code": code, "begin": begin, "end": load.now_s()})
+    stats = load.stats
+    missing = _rows_missing(env.database_url(), stats.order_ids())
+    _print_story(console, runs, stats, missing, reports)
+    good, bad = runs
+    return EXIT_OK if good["code"] == EXIT_OK and bad["code"] == EXIT_FAILED and not missing else EXIT_FAILED
+
+
+def _rows_missing(database_url: str, order_ids: list[int]) -> list[int]:
+    with psycopg.connect(database_url) as conn:
+        found = {r[0] for r in conn.execute("SELECT id FROM orders WHERE id = ANY(%s)", [order_ids])}
+    return sorted(set(order_ids) - found)
+
+
+def _switch_seconds(stats: LoadStats, to_version: str) -> float | None:
+    """From the first answer of the new version to the last answer of another one while it was live."""
+    new = [a for a in stats.answers if a.version == to_version]
+    if not new:
+        return None
+    first, last = new[0].sent_s, new[-1].sent_s
+    overlap = [a.done_s for a in stats.answers if a.version != to_version and first <= a.sent_s <= last]
+    return max(0.0, max(overlap, default=first) - first)
+
+
+def _switch_apply_seconds(report: Path) -> float | None:
+    try:
+        events = json.loads(report.read_text())["events"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return next((e["evidence"].get("apply_s") for e in events if e["kind"] == "switch"), None)
+
+
+def _print_story(
+    console: Console, runs: list[dict[str, Any]], stats: LoadStats, missing: list[int], reports: Path
+) -> None:
+    table = Table(title="what happened", title_justify="left")
+    for column in ("release", "outcome", "requests served", "failed", "switch", "rollback"):
+        table.add_column(column)
+    for run in runs:
+        window = stats.between(run["begin"], run["end"])
+        outcome = {EXIT_OK: "live", EXIT_FAILED: "rolled back / not switched"}.get(run["code"], "error")
+        switch_s = _switch_seconds(window, run["version"])
+        apply_s = _switch_apply_seconds(reports / f"deploy-{run['version']}.json")
+        reaction = None
+        if run["code"] == EXIT_FAILED:
+            new_colors = {a.color for a in window.answers if a.version == run["version"]}
+            reaction = next(
+                (r for c in new_colors if (r := rollback_reaction(window, c, run["begin"])) is not None), None
+            )
+        table.add_row(
+            f"{run['name']} {run['version']}",
+            f"{outcome} (exit {run['code']})",
+            str(window.sent),
+            str(window.failed),
+            "-" if switch_s is None else f"apply {apply_s}s, traffic moved within {switch_s * 1000:.0f} ms",
+            "-"
+            if reaction is None
+            else f"{reaction['reaction_s']:.2f}s from first failed request to all traffic back, "
+            f"{reaction['failed_in_between']} failed",
+        )
+    console.print(table)
+    console.print(
+        f"total: {stats.sent} requests, {stats.failed} failed; {len(stats.order_ids())} orders written, "
+        f"{'all still in the database' if not missing else f'{len(missing)} MISSING from the database'}"
+    )
+    console.print(f"reports and timelines: {reports}/deploy-*.json, deploy-*.png")

@@ -1,0 +1,150 @@
+"""``up``, ``down`` and ``status`` for local stacks (``python -m scripts up --stack dev``).
+
+Exit codes: 0 done, 1 the environment did not come up (a part failed), 2 bad input or
+a missing prerequisite (config error, missing haproxy/PostgreSQL, port in use). When
+``up`` fails, what it started in that run is stopped again, so nothing is left half
+running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from components.config import ConfigError, StackConfig
+from components.local.runtime import EnvironmentProblemError, LocalEnvironment, LocalTargetError
+
+ROOT = Path(__file__).resolve().parent.parent
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _environment(args: argparse.Namespace, console: Console) -> LocalEnvironment:
+    config = StackConfig.from_stack_file(args.stack, args.project_dir)
+    if config.cloud != "local":
+        raise ConfigError(
+            f"stack {args.stack!r} has bluegreen:cloud = {config.cloud!r}; up/down/status here drive local stacks "
+            "(cloud stacks are applied with the Pulumi CLI or the pipeline)"
+        )
+    return LocalEnvironment(config, args.project_dir, progress=lambda msg: console.log(msg))
+
+
+def add_commands(subparsers: Any) -> None:
+    for name, help_text in (
+        ("up", "start PostgreSQL, migrations, both colours and HAProxy for a local stack"),
+        ("down", "stop every process the stack started (data stays)"),
+        ("status", "colours, versions, health as HAProxy sees it, which colour is live"),
+    ):
+        sub = subparsers.add_parser(name, help=help_text)
+        sub.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
+        sub.add_argument("--project-dir", default=str(ROOT), help=argparse.SUPPRESS)
+        if name == "status":
+            sub.add_argument("--json", action="store_true", help="print machine-readable JSON")
+        sub.set_defaults(handler=globals()[f"cmd_{name}"])
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    try:
+        env = _environment(args, console)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        return EXIT_BAD_INPUT
+    was_running = _running_parts(env)
+    try:
+        with console.status(f"bringing stack {args.stack} up"):
+            actions = env.up()
+    except (EnvironmentProblemError, ConfigError) as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        _undo(env, was_running, console)
+        return EXIT_BAD_INPUT
+    except LocalTargetError as exc:
+        console.print(f"[red]failed:[/] {escape(str(exc))}")
+        _undo(env, was_running, console)
+        return EXIT_FAILED
+    table = Table(title=f"stack {args.stack}: up")
+    table.add_column("part")
+    table.add_column("result")
+    for part, result in actions.items():
+        table.add_row(part, ", ".join(result) if isinstance(result, list) else str(result) or "-")
+    console.print(table)
+    _print_status(env.status(), console)
+    return EXIT_OK
+
+
+def _running_parts(env: LocalEnvironment) -> bool:
+    try:
+        return bool(env.haproxy.running() or env.postgres.running() or any(a.record() for a in env.apps.values()))
+    except Exception:
+        return False
+
+
+def _undo(env: LocalEnvironment, was_running: bool, console: Console) -> None:
+    """A failed first ``up`` stops what it started; a failed re-apply leaves the running stack alone."""
+    if was_running:
+        console.print("the stack was already running before this command; left as it is")
+        return
+    stopped = env.down()
+    if stopped:
+        console.print(f"stopped what this run had started: {', '.join(stopped)}")
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    try:
+        env = _environment(args, console)
+        stopped = env.down()
+    except ConfigError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        return EXIT_BAD_INPUT
+    console.print(f"stack {args.stack}: stopped {', '.join(stopped) if stopped else 'nothing (nothing was running)'}")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    try:
+        env = _environment(args, console)
+        status = env.status()
+    except ConfigError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        _print_status(status, Console())
+    return EXIT_OK
+
+
+def _print_status(status: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"stack {status['stack']}")
+    for column in ("colour", "role", "version", "port", "pid", "HAProxy health", "requests", "5xx"):
+        table.add_column(column)
+    for color, info in status["colors"].items():
+        version = info["version"] or "-"
+        if info["version"] and info["version"] != info["configured_version"]:
+            version += f" (config: {info['configured_version']})"
+        table.add_row(
+            f"[{color}]{color}[/]",
+            info["role"],
+            version,
+            str(info["port"]),
+            str(info["pid"] or "-"),
+            info["health"],
+            str(info["requests"] if info["requests"] is not None else "-"),
+            str(info["errors_5xx"] if info["errors_5xx"] is not None else "-"),
+        )
+    console.print(table)
+    if status["live_color"]:
+        console.print(
+            f"live: [bold]{status['live_color']}[/] at {status['live_url']}, preview: {status['preview_url']}"
+        )
+        if status["live_color"] != status["configured_live_color"]:
+            console.print(f"[yellow]config says live_color {status['configured_live_color']}; run up to apply[/]")
+    else:
+        console.print("HAProxy is not running: the stack is down (python -m scripts up --stack ...)")

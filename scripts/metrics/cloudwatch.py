@@ -1,0 +1,136 @@
+"""CloudWatch metrics of an ALB target group, the AWS target's per-colour metrics source.
+
+The AWS component exports ``metrics = {"source": "cloudwatch", "region": ...,
+"load_balancer": <ALB arn_suffix>, "target_groups": {"blue": ..., "green": ...}}``.
+ALB metrics have one-minute resolution, so a window is widened to whole minutes.
+CloudWatch publishes a count metric only for minutes in which it was non-zero: once
+``RequestCount`` has data, a missing 5xx count means zero errors, but a missing
+``RequestCount`` means no data at all (``None``), never zero traffic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from scripts.metrics import ColorHealth, MetricsSample, MetricsSourceError
+
+NAMESPACE = "AWS/ApplicationELB"
+PERIOD_S = 60
+COUNT_METRICS = {
+    "requests": "RequestCount",
+    "target_5xx": "HTTPCode_Target_5XX_Count",
+    "elb_5xx": "HTTPCode_ELB_5XX_Count",
+}
+LATENCY_METRIC = "TargetResponseTime"
+
+
+class CloudWatchSource:
+    """Reads one colour's target group: request count, 5xx (target + load balancer), p99."""
+
+    def __init__(
+        self, client: Any, load_balancer: str, target_groups: Mapping[str, str], elbv2: Any = None, sts: Any = None
+    ) -> None:
+        self.client = client
+        self.load_balancer = load_balancer
+        self.target_groups = dict(target_groups)
+        self.elbv2 = elbv2
+        self.sts = sts
+        self._account: str | None = None
+
+    def health(self, color: str) -> ColorHealth:
+        """Target health as the ALB sees it (``describe_target_health``), not a metric that lags."""
+        self._dimensions(color)
+        if self._account is None:
+            self._account = self.sts.get_caller_identity()["Account"]
+        region = self.elbv2.meta.region_name
+        arn = f"arn:aws:elasticloadbalancing:{region}:{self._account}:{self.target_groups[color]}"
+        targets = self.elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+        states = [t["TargetHealth"]["State"] for t in targets]
+        healthy = states.count("healthy")
+        counts = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))) or "no registered targets"
+        return ColorHealth(color, healthy, len(states), f"{color}: {healthy}/{len(states)} healthy ({counts})")
+
+    def _dimensions(self, color: str) -> list[dict[str, str]]:
+        if color not in self.target_groups:
+            raise MetricsSourceError(f"metrics.target_groups has no {color!r}; has {sorted(self.target_groups)}")
+        return [
+            {"Name": "TargetGroup", "Value": self.target_groups[color]},
+            {"Name": "LoadBalancer", "Value": self.load_balancer},
+        ]
+
+    def sample(self, color: str, start: datetime, end: datetime) -> MetricsSample:
+        dimensions = self._dimensions(color)
+        period = max(PERIOD_S, math.ceil((end - start).total_seconds() / PERIOD_S) * PERIOD_S)
+        query_start = end - timedelta(seconds=period)
+        response = self.client.get_metric_data(
+            MetricDataQueries=[
+                {
+                    "Id": key,
+                    "MetricStat": {
+                        "Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dimensions},
+                        "Period": period,
+                        "Stat": "Sum",
+                    },
+                    "ReturnData": True,
+                }
+                for key, name in COUNT_METRICS.items()
+            ],
+            StartTime=query_start,
+            EndTime=end,
+        )
+        sums: dict[str, float | None] = dict.fromkeys(COUNT_METRICS)
+        for result in response.get("MetricDataResults", []):
+            values = [v for v in result.get("Values", []) if v is not None]
+            if values:
+                sums[result["Id"]] = float(sum(values))
+        requests = sums["requests"]
+        errors = None if requests is None else int((sums["target_5xx"] or 0) + (sums["elb_5xx"] or 0))
+        return MetricsSample(
+            color=color,
+            start=query_start,
+            end=end,
+            requests=None if requests is None else int(requests),
+            errors=errors,
+            p99_ms=self._p99_ms(dimensions, query_start, end, period),
+        )
+
+    def _p99_ms(self, dimensions: list[dict[str, str]], start: datetime, end: datetime, period: int) -> float | None:
+        """Worst per-period p99 of ``TargetResponseTime`` (seconds) in milliseconds, or None."""
+        response = self.client.get_metric_statistics(
+            Namespace=NAMESPACE,
+            MetricName=LATENCY_METRIC,
+            Dimensions=dimensions,
+            StartTime=start,
+            EndTime=end,
+            Period=period,
+            ExtendedStatistics=["p99"],
+        )
+        values = [
+            point["ExtendedStatistics"]["p99"]
+            for point in response.get("Datapoints", [])
+            if "p99" in point.get("ExtendedStatistics", {})
+        ]
+        return max(values) * 1000.0 if values else None
+
+
+def from_outputs(metrics: Mapping[str, Any], client: Any = None, **_: Any) -> CloudWatchSource:
+    """Build the source from the stack's ``metrics`` output (``client`` lets tests pass their own)."""
+    missing = [key for key in ("region", "load_balancer", "target_groups") if not metrics.get(key)]
+    if missing:
+        raise MetricsSourceError(f"stack output metrics (cloudwatch) lacks {', '.join(missing)}")
+    target_groups = metrics["target_groups"]
+    if not isinstance(target_groups, Mapping) or set(target_groups) != {"blue", "green"}:
+        raise MetricsSourceError(f"metrics.target_groups must map blue and green, got {target_groups!r}")
+    import boto3
+
+    region = metrics["region"]
+    return CloudWatchSource(
+        client or boto3.client("cloudwatch", region_name=region),
+        str(metrics["load_balancer"]),
+        target_groups,
+        elbv2=boto3.client("elbv2", region_name=region),
+        sts=boto3.client("sts", region_name=region),
+    )

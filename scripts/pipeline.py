@@ -1,0 +1,304 @@
+"""The release flow over any :class:`~scripts.targets.Target`: smoke, switch, verify, monitor, roll back.
+
+Every step prints what it waits for and records what it decided with the evidence
+(metric values, thresholds, times). The stack config stays the source of truth: a
+switch or a rollback is always ``live_color`` (and ``live_traffic_percent`` for a
+gradual switch) set through the target and applied.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from components.config import other_color
+from scripts.decision import INCONCLUSIVE, PROMOTE, ROLLBACK, Check, Decision
+from scripts.metrics import ColorHealth
+from scripts.monitor import MonitorResult, watch
+from scripts.record import RunRecord, utc_now
+from scripts.smoke import SmokeReport, SmokeRunner, load_suite, print_report
+from scripts.targets import Target
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+COLOR_HEADER = "X-App-Color"
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    smoke_file: Path
+    health_timeout_s: float = 180.0
+    verify_timeout_s: float = 30.0
+    verify_requests: int = 20
+
+
+class ReleaseAborted(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """A step failed in a way that ends the release with exit code 1 (recorded already)."""
+
+
+class Pipeline:
+    def __init__(
+        self,
+        target: Target,
+        record: RunRecord,
+        options: PipelineOptions,
+        console: Console | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.target = target
+        self.record = record
+        self.options = options
+        self.console = console or record.console
+        self.sleep = sleep
+        self.http = httpx.Client(timeout=5.0)
+
+    # -- building blocks ----------------------------------------------------------------
+
+    def wait_healthy(self, color: str) -> ColorHealth:
+        """Poll the load balancer's view until every target of ``color`` is up."""
+        deadline = time.monotonic() + self.options.health_timeout_s
+        last_detail = ""
+        with self.console.status(f"waiting for {color} to be healthy") as status:
+            while True:
+                health = self.target.health(color)
+                if health.ok:
+                    self.record.note("healthy", health.detail, color=color, healthy=health.healthy, total=health.total)
+                    return health
+                if health.detail != last_detail:
+                    status.update(f"waiting for {color} to be healthy: {health.detail}")
+                    last_detail = health.detail
+                if time.monotonic() >= deadline:
+                    self.record.note("unhealthy", f"{health.detail} after {self.options.health_timeout_s:g}s")
+                    raise ReleaseAborted(f"{color} did not become healthy: {health.detail}")
+                self.sleep(1.0)
+
+    def smoke(self, color: str) -> SmokeReport:
+        """Run the smoke file against ``color``: the preview route if idle, the live route if live."""
+        config = self.target.config()
+        outputs = self.target.outputs()
+        route = "preview_url" if color == config.idle_color else "live_url"
+        suite = load_suite(self.options.smoke_file)
+        self.record.note("smoke", f"{len(suite.checks)} checks against {color} via {outputs[route]}")
+
+        def health() -> tuple[bool, str]:
+            h = self.target.health(color)
+            return h.ok, h.detail
+
+        runner = SmokeRunner(suite, str(outputs[route]), color, config.version_of(color), health=health)
+        report = runner.run()
+        print_report(report, self.console)
+        failed = [r.to_dict() for r in report.results if not r.passed]
+        self.record.note(
+            "smoke",
+            f"{'passed' if report.passed else 'FAILED'}: {sum(r.passed for r in report.results)}/"
+            f"{len(report.results)} checks in {report.duration_s:.1f}s",
+            quiet=True,
+            passed=report.passed,
+            failed=failed,
+        )
+        return report
+
+    def verify_traffic(self, color: str, percent: int) -> dict[str, Any]:
+        """Sample the live route until it answers as ``color`` (all of it at 100%, some of it below)."""
+        config = self.target.config()
+        url = str(self.target.outputs()["live_url"]).rstrip("/") + config.health_path
+        deadline = time.monotonic() + self.options.verify_timeout_s
+        while True:
+            answers: dict[str, int] = {}
+            for _ in range(self.options.verify_requests):
+                try:
+                    response = self.http.get(url)
+                    named = response.headers.get(COLOR_HEADER) or _json_color(response)
+                except httpx.HTTPError as exc:
+                    named = f"error:{type(exc).__name__}"
+                answers[named or "unnamed"] = answers.get(named or "unnamed", 0) + 1
+            ours = answers.get(color, 0)
+            if set(answers) == {"unnamed"}:
+                self.record.note("verify", f"the app does not name its colour ({COLOR_HEADER}); not verified")
+                return {"verified": False, "answers": answers}
+            moved = ours == self.options.verify_requests if percent == 100 else ours > 0
+            if moved:
+                self.record.note("verify", f"live route answers as {color}: {answers}", answers=answers)
+                return {"verified": True, "answers": answers}
+            if time.monotonic() >= deadline:
+                self.record.note("verify", f"traffic did not move to {color}: {answers}", answers=answers)
+                raise ReleaseAborted(f"live route still answers {answers}, expected {color}")
+            self.sleep(0.5)
+
+    def apply(self, what: str, **changes: Any) -> float:
+        """Apply config changes through the target; returns how long the apply took."""
+        started = time.monotonic()
+        self.target.apply(changes, progress=lambda line: self.record.note("apply", line, quiet=True))
+        took = time.monotonic() - started
+        self.record.note("apply", f"{what} ({took:.2f}s)", changes=changes, seconds=round(took, 3))
+        return took
+
+    def monitor(self, color: str, started: datetime, bake_s: int | None = None) -> MonitorResult:
+        thresholds = self.target.config().monitor
+        if bake_s is not None:
+            thresholds = replace(thresholds, bake_s=bake_s)
+        self.record.note(
+            "monitor",
+            f"watching {color}: error rate <= {thresholds.max_error_rate:g}, p99 <= {thresholds.max_p99_ms:g} ms, "
+            f"every {thresholds.interval_s}s over {thresholds.window_s}s, bake {thresholds.bake_s}s, "
+            f"no data -> {thresholds.on_no_data}",
+        )
+
+        def show(check: Check, decision: Decision) -> None:
+            rate = "-" if check.error_rate is None else f"{check.error_rate:.4f}"
+            p99 = "-" if check.p99_ms is None else f"{check.p99_ms:.0f} ms"
+            self.record.note(
+                "check",
+                f"{color}: {check.requests or 0} req, {check.errors or 0} 5xx (rate {rate}), p99 {p99} "
+                f"-> {check.status}; {decision.reason}",
+                **check.to_dict(),
+            )
+
+        source = self.target.metrics()
+        return watch(source, color, thresholds, started, on_check=show, sleep=self.sleep)
+
+    # -- commands -----------------------------------------------------------------------
+
+    def switch(self, to: str, monitor_steps: bool = True) -> tuple[bool, Decision | None, datetime]:
+        """Move traffic to ``to`` through ``switch_steps``, monitoring between steps.
+
+        Returns (switched, the decision that rolled back if not, when ``to`` got all traffic).
+        """
+        config = self.target.config()
+        steps = config.switch_steps
+        old = other_color(to)
+        live_since = utc_now()
+        for index, percent in enumerate(steps):
+            took = self.apply(f"switch: {to} gets {percent}% of traffic", live_color=to, live_traffic_percent=percent)
+            live_since = utc_now()
+            self.record.note(
+                "switch",
+                f"{to} is live at {percent}% (was {old}); apply took {took:.2f}s",
+                to=to,
+                percent=percent,
+                apply_s=round(took, 3),
+            )
+            self.verify_traffic(to, percent)
+            if monitor_steps and index < len(steps) - 1:
+                window = self.target.config().monitor.window_s
+                result = self.monitor(to, live_since, bake_s=window)
+                if result.decision.action != PROMOTE:
+                    self.rollback(old, result.decision)
+                    return False, result.decision, live_since
+        return True, None, live_since
+
+    def rollback(self, to: str, decision: Decision | None, reason: str = "") -> float:
+        """Flip ``live_color`` back to ``to`` at once, if ``to`` is still healthy; returns seconds taken."""
+        started = time.monotonic()
+        why = decision.reason if decision else reason
+        health = self.target.health(to)
+        if not health.ok:
+            self.record.note(
+                "hold",
+                f"NOT rolling back: {to} is unhealthy ({health.detail}); traffic stays where it is, act by hand",
+                reason=why,
+            )
+            raise ReleaseAborted(f"rollback target {to} is unhealthy: {health.detail}")
+        self.apply(f"rollback: {to} live at 100%", live_color=to, live_traffic_percent=100)
+        took = time.monotonic() - started
+        self.record.note(
+            "rollback",
+            f"rolled back to {to} in {took:.2f}s because {why}",
+            to=to,
+            seconds=round(took, 3),
+            reason=why,
+            evidence=decision.to_dict() if decision else None,
+        )
+        self.verify_traffic(to, 100)
+        return took
+
+    def deploy(self, version: str) -> int:
+        """The whole release; returns the exit code."""
+        config = self.target.config()
+        if config.gradual_switch_in_progress:
+            self.record.finish("refused", EXIT_BAD_INPUT, reason="a gradual switch is in progress")
+            return EXIT_BAD_INPUT
+        live, idle = config.live_color, config.idle_color
+        load_suite(self.options.smoke_file)  # a bad smoke file stops the release before it changes anything
+        self.record.note(
+            "start",
+            f"release {version} to {idle} (live: {live} {config.version_of(live)}, idle: {idle} "
+            f"{config.version_of(idle)})",
+            version=version,
+            live=live,
+            idle=idle,
+        )
+        self.record.note("migrate", self.target.migrate(lambda line: self.record.note("migrate", line)))
+        try:
+            self.apply(f"{idle} runs {version} at full capacity", **{f"{idle}_version": version}, warm_idle=True)
+            self.wait_healthy(idle)
+            report = self.smoke(idle)
+            if not report.passed:
+                self.record.note("abort", f"smoke failed on {idle}: {live} stays live, never switched")
+                self.apply(f"{idle} back to idle capacity", warm_idle=False)
+                self.record.finish("smoke failed", EXIT_FAILED, version=version, switched=False)
+                return EXIT_FAILED
+            switched, decision, switch_at = self.switch(idle)
+            if not switched:
+                self.apply(f"{idle} back to idle capacity", warm_idle=False)
+                self.record.finish("rolled back", EXIT_FAILED, version=version, reason=decision and decision.reason)
+                return EXIT_FAILED
+            result = self.monitor(idle, switch_at)
+            if result.decision.action == ROLLBACK:
+                self.rollback(live, result.decision)
+                self.apply(f"{idle} back to idle capacity", warm_idle=False)
+                self.record.finish("rolled back", EXIT_FAILED, version=version, reason=result.decision.reason)
+                return EXIT_FAILED
+            if result.decision.action == INCONCLUSIVE:
+                self.record.note("hold", result.decision.reason, **result.decision.to_dict())
+                self.record.finish("inconclusive", EXIT_FAILED, version=version, reason=result.decision.reason)
+                return EXIT_FAILED
+            self.record.note("promote", f"{version} on {idle}: {result.decision.reason}", **result.decision.to_dict())
+            self._scale_down_after_delay(live, switch_at)
+            self.record.finish("released", EXIT_OK, version=version, live=idle)
+            return EXIT_OK
+        except ReleaseAborted as exc:
+            self.record.finish("aborted", EXIT_FAILED, version=version, reason=str(exc))
+            return EXIT_FAILED
+
+    def _scale_down_after_delay(self, old: str, switch_at: datetime) -> None:
+        delay = self.target.config().scale_down_delay_s
+        left = delay - (utc_now() - switch_at).total_seconds()
+        if left > 0:
+            self.record.note("scale", f"{old} keeps full capacity {left:.0f}s more (scale_down_delay_s={delay})")
+            self.sleep(left)
+        self.apply(f"{old} down to idle_capacity", warm_idle=False)
+
+
+def _json_color(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("color") if isinstance(body, dict) else None
+
+
+def print_summary(record: RunRecord, console: Console, extra: dict[str, Any] | None = None) -> None:
+    """The end-of-run table a person can act on."""
+    table = Table(title=f"{record.command} on {record.stack}: {record.outcome}", title_justify="left")
+    table.add_column("what")
+    table.add_column("value")
+    switch = next((e for e in record.events if e.kind == "switch"), None)
+    rollback = next((e for e in record.events if e.kind == "rollback"), None)
+    rows: dict[str, Any] = {**record.summary}
+    if switch:
+        rows["switch apply"] = f"{switch.evidence.get('apply_s')}s"
+    if rollback:
+        rows["rollback"] = f"{rollback.evidence.get('seconds')}s ({rollback.evidence.get('reason')})"
+    rows.update(extra or {})
+    rows["exit code"] = record.exit_code
+    for key, value in rows.items():
+        table.add_row(str(key), str(value))
+    console.print(table)

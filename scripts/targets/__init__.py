@@ -1,0 +1,63 @@
+"""Where the pipeline deploys to, behind one small interface.
+
+A :class:`Target` applies a config change and waits for it, reads the stack outputs,
+and reports each colour's health as its load balancer sees it. Cloud stacks go through
+the Pulumi Automation API (:mod:`scripts.targets.pulumi_stack`); the local target
+through its runtime (:mod:`scripts.targets.local`). The stack config stays the single
+source of truth: every change, a switch included, is a config change plus an apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from components.config import StackConfig
+from scripts.metrics import ColorHealth, MetricsSource
+
+Progress = Callable[[str], None]
+
+
+class TargetError(RuntimeError):
+    """Applying a change failed; the previous config was restored."""
+
+
+class Target(Protocol):
+    stack: str
+
+    def config(self) -> StackConfig:
+        """The stack config as it is now."""
+        ...
+
+    def apply(self, changes: Mapping[str, Any], progress: Progress | None = None) -> Mapping[str, Any]:
+        """Set ``bluegreen:`` keys and apply; return the new outputs, or restore and raise TargetError."""
+        ...
+
+    def outputs(self) -> Mapping[str, Any]:
+        """The stack outputs contract (live/preview URLs, versions, metrics ids)."""
+        ...
+
+    def health(self, color: str) -> ColorHealth:
+        """A colour's targets as the load balancer sees them."""
+        ...
+
+    def metrics(self) -> MetricsSource:
+        """The metrics source named by the ``metrics`` output."""
+        ...
+
+    def migrate(self, progress: Progress) -> str:
+        """Apply pending migrations the running colours allow; a one-line summary."""
+        ...
+
+
+def open_target(stack: str, project_dir: Path | str = ".", **options: Any) -> Target:
+    """The local runtime for ``cloud: local`` stacks, the Automation API for the clouds."""
+    config = StackConfig.from_stack_file(stack, project_dir)
+    if config.cloud == "local":
+        from scripts.targets.local import LocalTarget
+
+        return LocalTarget(stack, project_dir, **options)
+    from scripts.targets.pulumi_stack import PulumiStackTarget
+
+    return PulumiStackTarget(stack, project_dir, **options)

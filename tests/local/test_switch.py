@@ -1,0 +1,76 @@
+"""Switching under load, and switches that must be refused."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+import pytest
+
+from bench.loadgen import LoadGenerator, SwitchMark, analyze_switches
+from components.config import other_color
+from components.local.runtime import LocalEnvironment, SwitchRefusedError
+from tests.local.sandbox import LocalProject
+
+pytestmark = pytest.mark.e2e
+
+
+def test_fifty_switches_under_load_drop_nothing(running_env: LocalEnvironment) -> None:
+    env = running_env
+    load = LoadGenerator(env.live_url, rate=500, connections=16).start()
+    marks = []
+    try:
+        time.sleep(0.5)
+        color = "blue"
+        for _ in range(50):
+            color = other_color(color)
+            begun = time.monotonic()
+            env.switch(color)
+            marks.append(SwitchMark(color, begun, time.monotonic()))
+            time.sleep(0.15)
+    finally:
+        report = load.stop()
+    analysis = analyze_switches(report, marks)
+    print(f"sent {analysis.sent} at {report.achieved_rate:.0f} req/s, p50 switch {analysis.percentile(50):.1f} ms")
+    assert report.achieved_rate >= 500 * 0.95
+    assert analysis.failed == 0, report.failed[:5]
+    assert analysis.wrong_color_after_switch == 0
+    assert len(analysis.latencies_ms) == 50
+    assert env.status()["live_color"] == "blue"  # an even number of flips
+
+
+def test_switch_refused_when_target_process_is_down(running_env: LocalEnvironment) -> None:
+    env = running_env
+    green = env.apps["green"].record()
+    assert green is not None
+    os.kill(green.pid, signal.SIGKILL)
+    green.wait_gone(10)
+    with pytest.raises(SwitchRefusedError, match="green: its app process is not running"):
+        env.switch("green")
+    assert env.status()["live_color"] == "blue"
+    assert httpx.get(env.live_url).headers["X-App-Color"] == "blue"
+
+
+def test_switch_refused_when_target_fails_readiness(local_project: LocalProject) -> None:
+    config = local_project.write(green_version="2.2.0", local={"faults": {"2.2.0": {"fail_readiness": True}}})
+    env = local_project.environment(config)
+    env.up()
+    assert env.status()["colors"]["green"]["health"] == "UP"  # alive, but not ready
+    with pytest.raises(SwitchRefusedError, match=r"green: .*/readyz answered 503"):
+        env.switch("green")
+    assert env.status()["live_color"] == "blue"
+    # The same through the config: apply refuses, the route stays on blue.
+    with pytest.raises(SwitchRefusedError):
+        env.apply(config.with_changes(live_color="green"))
+    assert env.status()["live_color"] == "blue"
+
+
+def test_switch_refused_when_haproxy_sees_backend_down(running_env: LocalEnvironment) -> None:
+    env = running_env
+    env.haproxy.command("disable health be_green/app")  # keep checks from flipping it back
+    env.haproxy.command("set server be_green/app health down")
+    with pytest.raises(SwitchRefusedError, match="HAProxy sees its backend as DOWN"):
+        env.switch("green")
+    assert env.status()["live_color"] == "blue"

@@ -1,0 +1,137 @@
+"""The CloudWatch source against moto: metrics put per target group are read back per colour."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from scripts.metrics import MetricsSourceError, metrics_source_for
+
+REGION = "eu-west-1"
+LB = "app/bluegreen-alb/50dc6c495c0c9188"
+TGS = {"blue": "targetgroup/bluegreen-blue/73e2d6bc24d8a067", "green": "targetgroup/bluegreen-green/943f017f100becff"}
+OUTPUTS = {"source": "cloudwatch", "region": REGION, "load_balancer": LB, "target_groups": TGS}
+
+
+def put(client, color: str, name: str, value: float, at: datetime) -> None:
+    client.put_metric_data(
+        Namespace="AWS/ApplicationELB",
+        MetricData=[
+            {
+                "MetricName": name,
+                "Dimensions": [{"Name": "TargetGroup", "Value": TGS[color]}, {"Name": "LoadBalancer", "Value": LB}],
+                "Timestamp": at,
+                "Value": value,
+                "Unit": "Count",
+            }
+        ],
+    )
+
+
+@pytest.fixture
+def cloudwatch():
+    with mock_aws():
+        yield boto3.client("cloudwatch", region_name=REGION)
+
+
+def test_counts_are_read_back_per_target_group(cloudwatch) -> None:
+    end = datetime.now(UTC).replace(microsecond=0)
+    at = end - timedelta(seconds=30)
+    put(cloudwatch, "blue", "RequestCount", 1000, at)
+    put(cloudwatch, "blue", "HTTPCode_Target_5XX_Count", 3, at)
+    put(cloudwatch, "blue", "HTTPCode_ELB_5XX_Count", 2, at)
+    put(cloudwatch, "green", "RequestCount", 400, at)
+    put(cloudwatch, "green", "HTTPCode_Target_5XX_Count", 40, at)
+
+    source = metrics_source_for(OUTPUTS)
+    blue = source.sample("blue", end - timedelta(seconds=60), end)
+    green = source.sample("green", end - timedelta(seconds=60), end)
+
+    assert (blue.requests, blue.errors) == (1000, 5)
+    assert blue.error_rate == pytest.approx(0.005)
+    # green had no ELB 5xx datapoint: CloudWatch omits zero counts, so only target 5xx count
+    assert (green.requests, green.errors) == (400, 40)
+    assert green.error_rate == pytest.approx(0.1)
+
+
+def test_missing_data_is_none_not_zero(cloudwatch) -> None:
+    end = datetime.now(UTC).replace(microsecond=0)
+    put(cloudwatch, "blue", "RequestCount", 10, end - timedelta(seconds=20))
+    sample = metrics_source_for(OUTPUTS).sample("green", end - timedelta(seconds=60), end)
+    assert sample.requests is None
+    assert sample.errors is None
+    assert sample.p99_ms is None
+    assert sample.error_rate is None
+    assert not sample.has_data
+
+
+def test_data_outside_the_window_is_not_counted(cloudwatch) -> None:
+    end = datetime.now(UTC).replace(microsecond=0)
+    put(cloudwatch, "blue", "RequestCount", 999, end - timedelta(minutes=10))
+    sample = metrics_source_for(OUTPUTS).sample("blue", end - timedelta(seconds=60), end)
+    assert sample.requests is None
+
+
+def test_p99_is_read_from_extended_statistics_in_milliseconds() -> None:
+    """moto computes no percentiles, so the p99 request and its parsing are checked with botocore's Stubber."""
+    client = boto3.client("cloudwatch", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    end = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    dims = [{"Name": "TargetGroup", "Value": TGS["green"]}, {"Name": "LoadBalancer", "Value": LB}]
+    with Stubber(client) as stub:
+        stub.add_response("get_metric_data", {"MetricDataResults": []})
+        stub.add_response(
+            "get_metric_statistics",
+            {
+                "Label": "TargetResponseTime",
+                "Datapoints": [
+                    {"Timestamp": end - timedelta(seconds=120), "ExtendedStatistics": {"p99": 0.25}},
+                    {"Timestamp": end - timedelta(seconds=60), "ExtendedStatistics": {"p99": 0.61}},
+                ],
+            },
+            {
+                "Namespace": "AWS/ApplicationELB",
+                "MetricName": "TargetResponseTime",
+                "Dimensions": dims,
+                "StartTime": end - timedelta(seconds=180),
+                "EndTime": end,
+                "Period": 180,
+                "ExtendedStatistics": ["p99"],
+            },
+        )
+        sample = metrics_source_for(OUTPUTS, client=client).sample("green", end - timedelta(seconds=150), end)
+    assert sample.p99_ms == pytest.approx(610.0)
+    assert sample.requests is None
+
+
+@pytest.mark.parametrize(
+    "outputs, message",
+    [
+        ({"source": "cloudwatch", "region": REGION, "target_groups": TGS}, "load_balancer"),
+        ({**OUTPUTS, "target_groups": {"blue": "x"}}, "blue and green"),
+        ({**OUTPUTS, "source": "nope"}, "no metrics source module"),
+    ],
+)
+def test_bad_metrics_output_is_a_clear_error(outputs, message) -> None:
+    with pytest.raises(MetricsSourceError, match=message):
+        metrics_source_for(outputs)
+
+
+def test_health_is_the_target_groups_view(cloudwatch) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    groups = {}
+    for color in ("blue", "green"):
+        tg = elbv2.create_target_group(Name=color, Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip")
+        groups[color] = tg["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.register_targets(TargetGroupArn=groups["blue"], Targets=[{"Id": "10.0.0.5"}, {"Id": "10.0.0.6"}])
+    outputs = {**OUTPUTS, "target_groups": {c: arn.split(":", 5)[5] for c, arn in groups.items()}}
+    source = metrics_source_for(outputs)
+    blue, green = source.health("blue"), source.health("green")
+    assert (blue.healthy, blue.total, blue.ok) == (2, 2, True)
+    assert (green.total, green.ok) == (0, False)
+    assert "no registered targets" in green.detail

@@ -1,0 +1,196 @@
+"""The release flow over a fake target: gradual steps, rollback guard, smoke failure, records."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from components.config import StackConfig
+from scripts.metrics import ColorHealth, MetricsSample
+from scripts.pipeline import EXIT_FAILED, EXIT_OK, Pipeline, PipelineOptions, ReleaseAborted
+from scripts.record import RunRecord
+from scripts.timeline import draw_timeline
+
+MONITOR = {"max_error_rate": 0.05, "max_p99_ms": 300, "window_s": 1, "interval_s": 1, "bake_s": 1}
+
+
+class FakeTarget:
+    """Config in memory; two HTTP servers answer as the live / idle colour the config names."""
+
+    def __init__(self, **config: Any) -> None:
+        self.stack = "fake"
+        self._config = StackConfig.parse({"monitor": MONITOR, **config}, "fake")
+        self.applied: list[dict[str, Any]] = []
+        self.healthy = {"blue": True, "green": True}
+        self.failing: set[str] = set()  # colours whose metrics breach
+        self.servers = [self._serve(live=True), self._serve(live=False)]
+        self.count = 0
+
+    def _serve(self, live: bool) -> ThreadingHTTPServer:
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                config = target._config
+                color = config.idle_color
+                if live:
+                    target.count += 1
+                    share = config.live_traffic_percent
+                    color = config.live_color if (target.count % 100) < share else config.idle_color
+                body = json.dumps({"status": "ok", "color": color, "version": config.version_of(color)}).encode()
+                self.send_response(200)
+                self.send_header("X-App-Color", color)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        return server
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+    def config(self) -> StackConfig:
+        return self._config
+
+    def apply(self, changes: Mapping[str, Any], progress: Any = None) -> Mapping[str, Any]:
+        self._config = self._config.with_changes(**changes)
+        self.applied.append(dict(changes))
+        return self.outputs()
+
+    def outputs(self) -> Mapping[str, Any]:
+        live, preview = (f"http://127.0.0.1:{s.server_address[1]}" for s in self.servers)
+        return {"live_url": live, "preview_url": preview, "metrics": {"source": "fake"}}
+
+    def health(self, color: str) -> ColorHealth:
+        ok = self.healthy[color]
+        return ColorHealth(color, int(ok), 1, f"{color}: {'UP' if ok else 'DOWN'}")
+
+    def metrics(self) -> Any:
+        target = self
+
+        class Source:
+            def sample(self, color: str, start: datetime, end: datetime) -> MetricsSample:
+                errors = 50 if color in target.failing else 0
+                return MetricsSample(color, start, end, 100, errors, 20.0)
+
+        return Source()
+
+    def migrate(self, progress: Any) -> str:
+        return "migrations: nothing pending"
+
+
+@pytest.fixture
+def smoke_file(tmp_path: Path) -> Path:
+    path = tmp_path / "smoke.yaml"
+    path.write_text(
+        "settings: {timeout_s: 3, attempts: 2, backoff_s: 0.05, max_backoff_s: 0.1}\n"
+        "checks:\n  - name: version\n    path: /healthz\n    expect: {fields: {version: '{version}'}}\n"
+    )
+    return path
+
+
+@pytest.fixture
+def make(smoke_file: Path) -> Iterator[Any]:
+    made: list[FakeTarget] = []
+
+    def build(**config: Any) -> tuple[FakeTarget, Pipeline, RunRecord]:
+        target = FakeTarget(**config)
+        made.append(target)
+        record = RunRecord("fake", "test", Console(file=io.StringIO(), width=200))
+        pipeline = Pipeline(target, record, PipelineOptions(smoke_file, verify_timeout_s=3, verify_requests=10))
+        return target, pipeline, record
+
+    yield build
+    for target in made:
+        target.close()
+
+
+def kinds(record: RunRecord) -> list[str]:
+    return [e.kind for e in record.events]
+
+
+def test_gradual_switch_walks_the_steps_and_monitors_between(make) -> None:
+    target, pipeline, record = make(switch_steps=[50, 100])
+    switched, decision, _ = pipeline.switch("green")
+    assert switched and decision is None
+    assert target.applied == [
+        {"live_color": "green", "live_traffic_percent": 50},
+        {"live_color": "green", "live_traffic_percent": 100},
+    ]
+    assert kinds(record).count("switch") == 2 and "monitor" in kinds(record)
+    assert target.config().live_color == "green" and target.config().live_traffic_percent == 100
+
+
+def test_breach_at_an_intermediate_step_rolls_back(make) -> None:
+    target, pipeline, record = make(switch_steps=[50, 100])
+    target.failing.add("green")
+    switched, decision, _ = pipeline.switch("green")
+    assert not switched and decision is not None and "error rate 0.5000" in decision.reason
+    assert target.applied[-1] == {"live_color": "blue", "live_traffic_percent": 100}
+    rollback = next(e for e in record.events if e.kind == "rollback")
+    assert rollback.evidence["evidence"]["check"]["errors"] == 50
+    assert rollback.evidence["evidence"]["check"]["max_error_rate"] == 0.05
+
+
+def test_rollback_is_refused_when_the_old_colour_is_unhealthy(make) -> None:
+    target, pipeline, record = make(live_color="green")
+    target.healthy["blue"] = False
+    with pytest.raises(ReleaseAborted, match="blue is unhealthy"):
+        pipeline.rollback("blue", None, reason="by hand")
+    assert target.applied == [] and kinds(record) == ["hold"]
+
+
+def test_deploy_good_release_warms_idle_switches_and_scales_down(make) -> None:
+    target, pipeline, record = make(scale_down_delay_s=0)
+    assert pipeline.deploy("2.0.0") == EXIT_OK
+    assert target.applied == [
+        {"green_version": "2.0.0", "warm_idle": True},
+        {"live_color": "green", "live_traffic_percent": 100},
+        {"warm_idle": False},
+    ]
+    assert record.outcome == "released"
+    assert kinds(record).index("smoke") < kinds(record).index("switch") < kinds(record).index("promote")
+
+
+def test_deploy_rolls_back_on_breach_after_the_switch(make) -> None:
+    target, pipeline, record = make()
+    target.failing.add("green")
+    assert pipeline.deploy("2.1.0") == EXIT_FAILED
+    assert target.applied[-2:] == [{"live_color": "blue", "live_traffic_percent": 100}, {"warm_idle": False}]
+    assert record.outcome == "rolled back" and target.config().live_color == "blue"
+
+
+def test_deploy_never_switches_when_smoke_fails(make, smoke_file: Path) -> None:
+    smoke_file.write_text(smoke_file.read_text().replace("'{version}'", "'9.9.9'"))
+    target, pipeline, record = make()
+    assert pipeline.deploy("2.0.0") == EXIT_FAILED
+    assert target.applied == [{"green_version": "2.0.0", "warm_idle": True}, {"warm_idle": False}]
+    assert "switch" not in kinds(record) and record.outcome == "smoke failed"
+    assert target.config().live_color == "blue"
+
+
+def test_report_and_timeline_are_written(make, tmp_path: Path) -> None:
+    _target, pipeline, record = make(scale_down_delay_s=0)
+    pipeline.deploy("2.0.0")
+    record.write_json(tmp_path / "run.json")
+    data = json.loads((tmp_path / "run.json").read_text())
+    assert data["outcome"] == "released" and data["exit_code"] == 0
+    assert any(e["kind"] == "check" and e["evidence"]["max_p99_ms"] == 300 for e in data["events"])
+    png = draw_timeline(record, tmp_path / "timeline.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,95 @@
+"""The Automation API target with a fake PulumiCommand: set-config then up, restore on failure, lock."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from components.config import ConfigError
+from scripts.lock import StackLock, StackLockedError
+from scripts.targets import TargetError
+from scripts.targets.pulumi_stack import PulumiStackTarget
+from tests.pipeline.fake_pulumi import FakePulumiCommand
+
+ROOT = Path(__file__).resolve().parents[2]
+PROD = {"bluegreen:cloud": "aws", "bluegreen:live_color": "blue", "bluegreen:green_version": "1.4.2"}
+
+
+def target(fake: FakePulumiCommand) -> PulumiStackTarget:
+    return PulumiStackTarget("prod", ROOT, pulumi_command=fake)
+
+
+def test_switch_sets_config_then_runs_up() -> None:
+    fake = FakePulumiCommand(PROD)
+    seen: list[str] = []
+    outputs = target(fake).apply({"live_color": "green"}, progress=seen.append)
+    set_call, up_call = fake.commands("config", "up")
+    assert set_call[:2] == ["config", "set-all"] and "bluegreen:live_color=green" in set_call
+    assert up_call[:3] == ["up", "--yes", "--skip-preview"] and "prod" in up_call
+    assert outputs["live_color"] == "green" and outputs["idle_color"] == "blue"
+    assert fake.config["bluegreen:live_color"]["value"] == "green"
+    assert any("live_color=green" in line for line in seen)
+
+
+def test_failed_up_restores_the_previous_colour_and_reapplies_it() -> None:
+    fake = FakePulumiCommand(PROD)
+    fake.fail_up = 1
+    with pytest.raises(TargetError, match="previous config restored \\(stack re-applied with it\\)") as caught:
+        target(fake).apply({"live_color": "green", "warm_idle": True})
+    assert "listener rule conflict" in str(caught.value)
+    assert fake.config["bluegreen:live_color"]["value"] == "blue"
+    assert "bluegreen:warm_idle" not in fake.config  # was unset before: removed again
+    steps = [c[:2] for c in fake.commands("config", "up")]
+    assert steps == [["config", "set-all"], ["up", "--yes"], ["config", "set-all"], ["config", "rm"], ["up", "--yes"]]
+    assert fake.applied[-1]["live_color"] == "blue"
+
+
+def test_failed_reconverge_says_so() -> None:
+    fake = FakePulumiCommand(PROD)
+    fake.fail_up = 2
+    with pytest.raises(TargetError, match="re-applying it failed too"):
+        target(fake).apply({"live_color": "green"})
+    assert fake.config["bluegreen:live_color"]["value"] == "blue"
+
+
+def test_invalid_change_touches_nothing() -> None:
+    fake = FakePulumiCommand(PROD)
+    with pytest.raises(ConfigError, match="bluegreen:live_color = 'purple'"):
+        target(fake).apply({"live_color": "purple"})
+    assert fake.commands("config", "up") == []
+
+
+def test_config_and_outputs_are_read_through_the_cli() -> None:
+    fake = FakePulumiCommand(PROD)
+    t = target(fake)
+    assert t.config().cloud == "aws" and t.config().green_version == "1.4.2"
+    assert t.outputs()["preview_url"] == "https://app.example.com:8443"
+
+
+def _hold_lock(root: str, ready, release) -> None:
+    with StackLock(root, "prod", "deploy --version 2.0.0"):
+        ready.set()
+        release.wait(10)
+
+
+def test_lock_refuses_a_second_deploy_with_who_holds_it(tmp_path) -> None:
+    context = multiprocessing.get_context("fork")
+    ready, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold_lock, args=(str(tmp_path), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(StackLockedError) as caught, StackLock(tmp_path, "prod", "rollback"):
+            pass
+        message = str(caught.value)
+        assert f"pid {holder.pid} running 'deploy --version 2.0.0'" in message
+        assert "only one deploy" in message
+    finally:
+        release.set()
+        holder.join(10)
+    with StackLock(tmp_path, "prod", "rollback"):  # free again once the holder is gone
+        pass
+    with StackLock(tmp_path, "dev", "deploy"), StackLock(tmp_path, "prod", "deploy"):
+        pass  # stacks lock independently
