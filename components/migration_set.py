@@ -31,7 +31,7 @@ MIGRATION_TYPE = "pulumi-python:dynamic/bluegreen:Migration"
 RECORDED_FIELDS = ("name", "kind", "checksum")
 # Inputs that only say what the migration is judged against; they never cause an update.
 # (Not the live colour: a flip must change routing only.)
-RELEASE_FIELDS = ("blue_version", "green_version")
+RELEASE_FIELDS = ("blueVersion", "greenVersion")
 
 
 class MigrationRecordProvider(pulumi.dynamic.ResourceProvider):
@@ -80,8 +80,8 @@ class MigrationRecord(pulumi.dynamic.Resource, module="bluegreen", name="Migrati
             "after": migration.after,
             "sql": migration.sql,
             "checksum": migration.checksum,
-            "blue_version": config.blue_version,
-            "green_version": config.green_version,
+            "blueVersion": config.blue_version,
+            "greenVersion": config.green_version,
         }
         super().__init__(MigrationRecordProvider(), name, props, opts)
 

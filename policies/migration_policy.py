@@ -63,18 +63,25 @@ def migration_violations(resources: Iterable[PolicyResource]) -> list[Violation]
                 urn_of.get(Path(finding.file).name),
             )
         )
-    blue = str(records[0].props.get("blue_version"))
-    green = str(records[0].props.get("green_version"))
-    for record, migration in zip(records, migrations, strict=True):
-        if migration.kind == "contract" and not migration.may_run_with(blue, green):
-            violations.append(
-                Violation(
-                    f"{migration.path}: [contract-too-early] contract after={migration.after} removes what releases "
-                    f"before {migration.after} need, but blue runs {blue} and green runs {green}. Safe recipe: deploy "
-                    f"{migration.after} or later to both colours first, then apply this file.",
-                    record.urn,
+    blue = str(records[0].props.get("blueVersion"))
+    green = str(records[0].props.get("greenVersion"))
+    # The runner applies files in order and stops at the first contract the colours do not allow yet;
+    # that contract waits (not a violation), but an expand file behind it waits too, and the release
+    # that needs it would start without it.
+    gate = next((m for m in migrations if not m.may_run_with(blue, green)), None)
+    if gate is not None:
+        held = migrations[migrations.index(gate) + 1 :]
+        for record, migration in zip(records, migrations, strict=True):
+            if migration in held and migration.kind == "expand":
+                violations.append(
+                    Violation(
+                        f"{migration.path}: [expand-behind-contract] this expand step is held back behind "
+                        f"{gate.name} (contract after={gate.after}) while blue runs {blue} and green runs {green}, "
+                        "so a release that needs it would start without it. Safe recipe: renumber expand steps "
+                        "before pending contract steps.",
+                        record.urn,
+                    )
                 )
-            )
     return violations
 
 

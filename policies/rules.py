@@ -226,7 +226,7 @@ _RULES = [
     Rule(
         "missing-lock-timeout",
         "locking",
-        ERROR,
+        WARNING,
         "lock taken on an existing table without lock_timeout",
         "waiting for the lock behind one long query queues every other query on the table: an outage",
         "start the file with SET lock_timeout = '2s' (and retry the migration when it times out)",

@@ -31,8 +31,8 @@ def record(name: str, sql: str, kind: str = "expand", after: str | None = None, 
         "after": after,
         "sql": sql,
         "checksum": hashlib.sha256(sql.encode()).hexdigest(),
-        "blue_version": release.get("blue", "1.0.0"),
-        "green_version": release.get("green", "1.0.0"),
+        "blueVersion": release.get("blue", "1.0.0"),
+        "greenVersion": release.get("green", "1.0.0"),
     }
     return policy_resource(MIGRATION_TYPE, f"prod-bluegreen-migration-{name[:-4]}", props)
 
@@ -59,12 +59,25 @@ def test_breaking_expand_names_file_line_rule_and_recipe() -> None:
     assert urn == breaking.urn
 
 
-def test_contract_waits_for_both_colours() -> None:
-    early = record("002_drop_note.sql", CONTRACT_NOTE, "contract", "2.0.0", blue="2.0.0", green="1.9.0")
-    (message,) = messages(record("001_create.sql", CREATE, blue="2.0.0", green="1.9.0"), early)
-    assert "[contract-too-early] contract after=2.0.0" in message and "green runs 1.9.0" in message
-    ready = record("002_drop_note.sql", CONTRACT_NOTE, "contract", "2.0.0", blue="2.0.0", green="2.1.0")
-    assert messages(record("001_create.sql", CREATE, blue="2.0.0", green="2.1.0"), ready) == []
+def test_a_contract_waits_for_both_colours_and_nothing_may_wait_behind_it() -> None:
+    """Like the runner: a contract the colours do not allow yet is held back, and so is every later file."""
+    release = {"blue": "2.0.0", "green": "1.9.0"}
+    create = record("001_create.sql", CREATE, **release)
+    early = record("002_drop_note.sql", CONTRACT_NOTE, "contract", "2.0.0", **release)
+    assert messages(create, early) == []  # waiting is fine
+    needed = record("003_add_memo.sql", ADD_MEMO, **release)
+    (message,) = messages(create, early, needed)
+    assert message.startswith("migrations/003_add_memo.sql: [expand-behind-contract]")
+    assert "held back behind 002_drop_note.sql (contract after=2.0.0)" in message and "green runs 1.9.0" in message
+    ready = {"blue": "2.0.0", "green": "2.1.0"}
+    assert (
+        messages(
+            record("001_create.sql", CREATE, **ready),
+            record("002_drop_note.sql", CONTRACT_NOTE, "contract", "2.0.0", **ready),
+            record("003_add_memo.sql", ADD_MEMO, **ready),
+        )
+        == []
+    )
 
 
 def test_history_order_is_by_name_not_registration() -> None:
@@ -121,7 +134,7 @@ def test_every_target_registers_its_migrations(cloud: str, migrations_dir: Path)
     for r in records:
         assert r.custom and r.parent == component.urn and r.name.startswith(f"{component.name}-migration-")
         assert r.inputs["sql"] == (migrations_dir / r.inputs["name"]).read_text()
-        assert (r.inputs["blue_version"], r.inputs["green_version"], r.inputs["kind"]) == ("1.0.0", "2.0.0", "expand")
+        assert (r.inputs["blueVersion"], r.inputs["greenVersion"], r.inputs["kind"]) == ("1.0.0", "2.0.0", "expand")
     assert violations(validate_migrations, from_run(run)) == []
 
 
@@ -157,8 +170,8 @@ def props(sql: str, **extra: Any) -> dict[str, Any]:
         "after": None,
         "sql": sql,
         "checksum": hashlib.sha256(sql.encode()).hexdigest(),
-        "blue_version": "1.0.0",
-        "green_version": "1.0.0",
+        "blueVersion": "1.0.0",
+        "greenVersion": "1.0.0",
         **extra,
     }
 
@@ -175,7 +188,7 @@ def test_provider_ignores_release_changes_and_records_identity() -> None:
     provider = MigrationRecordProvider()
     created = provider.create(props(CREATE))
     assert created.id.startswith("001_create.sql@") and created.outs["checksum"] == props(CREATE)["checksum"]
-    assert not provider.diff(created.id, props(CREATE), props(CREATE, green_version="2.0.0")).changes
+    assert not provider.diff(created.id, props(CREATE), props(CREATE, greenVersion="2.0.0")).changes
     assert provider.diff(created.id, props(CREATE), props(CREATE, kind="contract", after="2.0.0")).changes
     provider.delete(created.id, props(CREATE))  # forgetting a record touches nothing
 
@@ -183,3 +196,13 @@ def test_provider_ignores_release_changes_and_records_identity() -> None:
 def test_record_resource_type_is_what_the_policy_looks_for() -> None:
     assert issubclass(migration_set.MigrationRecord, pulumi.dynamic.Resource)
     assert f"pulumi-python:{migration_set.MigrationRecord._resource_type_name}" == MIGRATION_TYPE
+
+
+def test_the_example_service_migrations_pass() -> None:
+    """The repository's own migrations/ (a full expand/backfill/contract cycle) under a real stack."""
+    run = aws_stack()
+    assert sorted(r.inputs["name"] for r in run.of_type(MIGRATION_TYPE)) == sorted(
+        p.name for p in migration_set.MIGRATIONS_DIRECTORY.glob("*.sql")
+    )
+    assert len(run.of_type(MIGRATION_TYPE)) >= 4
+    assert violations(validate_migrations, from_run(run)) == []
