@@ -169,3 +169,34 @@ def test_pending_follows_the_runner(tmp_path: Path) -> None:
     assert [m.name for m in pending_migrations(migrations, done, "1.0.0", "1.0.0")] == ["003_backfill_order_total.sql"]
     names = [m.name for m in pending_migrations(migrations, done, "2.0.0", "2.1.0")]
     assert names == ["003_backfill_order_total.sql", "004_drop_total_cents.sql", "005_add_coupon.sql"]
+
+
+@pytest.mark.e2e
+def test_without_a_copyable_database_a_scratch_cluster_is_built_from_history(
+    project: LocalProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cloud path: the shared database is only read (which migrations it has); the rehearsal runs
+    on a throwaway cluster built from those files, with the live version started from app_command."""
+    directory = with_migrations(project)
+    env = project.environment()
+    env.up()
+    before = columns(env)
+    (directory / "004_drop_total_cents_now.sql").write_text(DROP_TOTAL_CENTS)
+    monkeypatch.setenv("BLUEGREEN_DATABASE_URL", env.database_url())
+    lines: list[str] = []
+
+    result = check_pending_migrations(
+        project.root, project.config(), fast_smoke_file(project.root), {"blue": "1.0.0", "green": "1.0.0"}, None,
+        lines.append,
+    )  # fmt: skip
+
+    assert not result.passed, result.lines
+    assert any("building a scratch database from 3 applied migration(s)" in line for line in lines)
+    assert result.lines[1].startswith("migrations/004_drop_total_cents_now.sql:4: `ALTER TABLE orders DROP COLUMN")
+    assert columns(env) == before and applied(env) == list(EARLIER)
+    monkeypatch.delenv("BLUEGREEN_DATABASE_URL")
+    skipped = check_pending_migrations(
+        project.root, project.config(), fast_smoke_file(project.root), {"blue": "1.0.0", "green": "1.0.0"}, None,
+        lines.append,
+    )  # fmt: skip
+    assert skipped.passed and "rehearsal skipped: set BLUEGREEN_DATABASE_URL" in skipped.lines[0]
