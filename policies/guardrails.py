@@ -139,23 +139,19 @@ def validate_database_deletion_protected(args: StackValidationArgs, report_viola
         )
 
 
-def validate_database_private(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+def _database_fact(args: StackValidationArgs, report_violation: ReportViolation, fact: str, problem: str) -> None:
     for database, facts in _databases(args.resources):
-        if not facts.private(database.props):
-            report_violation(
-                f"{database.resource_type} {database.name} is reachable from the internet. "
-                f"Fix: {facts.fixes['private']}.",
-                database.urn,
-            )
+        if not getattr(facts, fact)(database.props):
+            fix = facts.fixes[fact]
+            report_violation(f"{database.resource_type} {database.name} {problem}. Fix: {fix}.", database.urn)
+
+
+def validate_database_private(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    _database_fact(args, report_violation, "private", "is reachable from the internet")
 
 
 def validate_database_encrypted(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    for database, facts in _databases(args.resources):
-        if not facts.encrypted(database.props):
-            report_violation(
-                f"{database.resource_type} {database.name} is not encrypted at rest. Fix: {facts.fixes['encrypted']}.",
-                database.urn,
-            )
+    _database_fact(args, report_violation, "encrypted", "is not encrypted at rest")
 
 
 # -- the preview route ----------------------------------------------------------------

@@ -127,6 +127,15 @@ def _pg_tool(name: str) -> str:
     return found
 
 
+def _run_tool(command: list[str], stdin: str | None, what: str) -> str:
+    done = subprocess.run(
+        [_pg_tool(command[0]), *command[1:]], input=stdin, capture_output=True, text=True, check=False, timeout=600
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed while copying the shared database: {done.stderr.strip()}")
+    return done.stdout
+
+
 @contextlib.contextmanager
 def copy_of(database_url: str, admin_url: str, owner: str, progress: Progress) -> Iterator[str]:
     """A new database in the same cluster holding a copy (schema and data) of ``database_url``."""
@@ -136,25 +145,8 @@ def copy_of(database_url: str, admin_url: str, owner: str, progress: Progress) -
         admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
     try:
         progress(f"copying the shared database into scratch database {name}")
-        dump = subprocess.run(
-            [_pg_tool("pg_dump"), "--no-owner", "--no-privileges", "--dbname", database_url],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
-        if dump.returncode != 0:
-            raise RuntimeError(f"pg_dump of the shared database failed: {dump.stderr.strip()}")
-        restore = subprocess.run(
-            [_pg_tool("psql"), "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--dbname", scratch_url],
-            input=dump.stdout,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
-        if restore.returncode != 0:
-            raise RuntimeError(f"restoring the copy failed: {restore.stderr.strip()}")
+        dump = _run_tool(["pg_dump", "--no-owner", "--no-privileges", "--dbname", database_url], None, "pg_dump")
+        _run_tool(["psql", "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--dbname", scratch_url], dump, "restore")
         yield scratch_url
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:

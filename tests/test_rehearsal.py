@@ -15,13 +15,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import yaml
 
 from components.config import StackConfig
 from components.local.runtime import LocalEnvironment
 from scripts.__main__ import main
 from scripts.rehearsal import check_pending_migrations, pending_migrations
 from tests.local.sandbox import LocalProject, scratch_project
+from tests.pipeline.test_e2e_local import fast_smoke_file
 
 REPO = Path(__file__).resolve().parent.parent
 EARLIER = ("001_create_orders.sql", "002_add_order_total.sql", "003_backfill_order_total.sql")
@@ -41,14 +41,6 @@ SET lock_timeout = '2s';
 ALTER TABLE orders RENAME TO purchase_orders;
 CREATE VIEW orders AS SELECT * FROM purchase_orders;
 """
-
-
-def fast_smoke_file(directory: Path) -> Path:
-    suite = yaml.safe_load((REPO / "smoke.yaml").read_text())
-    suite["settings"].update(timeout_s=15, attempts=6, backoff_s=0.2, max_backoff_s=1)
-    path = directory / "smoke-fast.yaml"
-    path.write_text(yaml.safe_dump(suite))
-    return path
 
 
 def with_migrations(project: LocalProject, *extra: tuple[str, str]) -> Path:
