@@ -192,3 +192,24 @@ def test_without_a_copyable_database_a_scratch_cluster_is_built_from_history(
         lines.append,
     )  # fmt: skip
     assert skipped.passed and "rehearsal skipped: set BLUEGREEN_DATABASE_URL" in skipped.lines[0]
+
+
+def test_deploy_refuses_a_breaking_migration_naming_file_line_rule_and_recipe(
+    project: LocalProject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Lint runs first: nothing is started, applied or written when it refuses."""
+    directory = with_migrations(project)
+    (directory / "004_drop.sql").write_text(DROP_TOTAL_CENTS.replace("-- bluegreen: allow", "-- note:"))
+    stack_file = (project.root / f"Pulumi.{project.stack}.yaml").read_text()
+    report = project.root / "report.json"
+
+    smoke = str(REPO / "smoke.yaml")
+    code = main(["deploy", *project.cli_args(), "--version", "2.0.0", "--file", smoke, "--report", str(report)])
+
+    assert code == 1
+    said = [e["message"] for e in json.loads(report.read_text())["events"] if e["kind"] == "migrations"]
+    assert said[0] == "lint refused the migrations:"
+    assert said[1].startswith(f"{directory / '004_drop.sql'}:4: [drop-column] drops column orders.total_cents")
+    assert "Safe recipe: stop using the column in a release first" in said[1]
+    assert (project.root / f"Pulumi.{project.stack}.yaml").read_text() == stack_file
+    assert not (project.root / ".bluegreen" / project.stack / "postgres").exists()
