@@ -219,6 +219,27 @@ class Pipeline:
         self.verify_traffic(to, 100)
         return took
 
+    def check_migrations(self) -> bool:
+        """Lint every migration and rehearse the pending ones with the live release (scripts/rehearsal.py)."""
+        project_dir = getattr(self.target, "project_dir", None)
+        if project_dir is None:
+            return True
+        from scripts.rehearsal import check_pending_migrations
+
+        config = self.target.config()
+        environment = getattr(self.target, "environment", None)
+        result = check_pending_migrations(
+            Path(project_dir),
+            config,
+            self.options.smoke_file,
+            {color: config.version_of(color) for color in ("blue", "green")},
+            environment() if config.cloud == "local" and environment else None,
+            progress=lambda line: self.record.note("rehearsal", line, quiet=True),
+        )
+        for line in result.lines:
+            self.record.note("migrations", line)
+        return result.passed
+
     def deploy(self, version: str) -> int:
         """The whole release; returns the exit code."""
         config = self.target.config()
@@ -235,6 +256,10 @@ class Pipeline:
             live=live,
             idle=idle,
         )
+        if not self.check_migrations():
+            self.record.note("abort", "pending migrations refused: nothing applied, nothing changed")
+            self.record.finish("migrations refused", EXIT_FAILED, version=version, switched=False)
+            return EXIT_FAILED
         self.record.note("migrate", self.target.migrate(lambda line: self.record.note("migrate", line)))
         try:
             self.apply(f"{idle} runs {version} at full capacity", **{f"{idle}_version": version}, warm_idle=True)

@@ -387,5 +387,7 @@ def test_every_property_name_is_one_the_installed_sdk_knows() -> None:
     cert = "https://certs-vault.vault.azure.net/secrets/shop-tls"
     run = azure_stack(listen_port=443, db={"multi_az": True}, azure={"certificate_secret_id": cert})
     assert {r.type.split(":")[1] for r in run.resources if r.custom} >= {"network", "app", "dbforpostgresql"}
-    unknown = {found for r in run.resources for found in snake_case_keys(r.inputs, r.type)}
+    # Dynamic resources (the migration records) carry Pulumi's reserved ``__provider``, not an Azure property.
+    azure = [r for r in run.resources if not r.type.startswith("pulumi-python:dynamic")]
+    unknown = {found for r in azure for found in snake_case_keys(r.inputs, r.type)}
     assert unknown == set()

@@ -1,0 +1,1 @@
+"""Migration safety: the analyzer, its rules, and the Pulumi policy pack built from them."""

@@ -1,0 +1,54 @@
+"""``python -m policies lint [PATHS] [--format text|json|sarif]``.
+
+Exit codes follow the project: 0 clean (warnings allowed), 1 errors found,
+2 bad input (missing path, malformed migration header or name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from components.migrations import MigrationError
+from policies.analyzer import lint_paths
+from policies.report import FORMATS, render, summary
+from policies.rules import RULES
+
+DEFAULT_PATHS = ("migrations",)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m policies", description="Migration safety checks for bluegreen.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    lint = commands.add_parser("lint", help="lint migration files or directories")
+    lint.add_argument(
+        "paths", nargs="*", default=list(DEFAULT_PATHS), help="files or directories (default: migrations)"
+    )
+    lint.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
+    lint.add_argument("--list-rules", action="store_true", help="print every rule id with its recipe and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_rules:
+        for rule in RULES.values():
+            print(f"{rule.id:32} {rule.category:9} {rule.severity:8} {rule.title}")
+        return 0
+    try:
+        result = lint_paths([Path(p) for p in args.paths])
+    except (MigrationError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(render(result, args.format))
+    if args.format != "text":
+        print(summary(result), file=sys.stderr)
+    return 1 if result.errors else 0

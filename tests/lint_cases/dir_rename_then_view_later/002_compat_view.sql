@@ -1,0 +1,3 @@
+-- bluegreen: expand
+-- expect: none
+CREATE VIEW orders AS SELECT * FROM purchases;

@@ -1,0 +1,3 @@
+-- bluegreen: expand
+-- expect: none
+CREATE TABLE invoices (id bigint PRIMARY KEY, order_id bigint);
