@@ -527,6 +527,8 @@ class AzureBlueGreen(pulumi.ComponentResource):
             auth_config={"password_auth": "Enabled", "active_directory_auth": "Disabled"},
             administrator_login=config.db.username,
             administrator_login_password=self._password,
+            # The guardrail policies read this to let a review stack's database go unprotected.
+            tags={"bluegreen-ephemeral": str(config.db.ephemeral).lower()},
             **self._common,
             opts=pulumi.ResourceOptions(
                 parent=self,

@@ -44,6 +44,9 @@ class DatabaseFacts:
     private: Callable[[Props], bool]
     encrypted: Callable[[Props], bool]
     fixes: Mapping[str, str]
+    # A review stack's throwaway database (bluegreen:db.ephemeral, never in prod) says so
+    # in a tag or label; protect and deletion protection do not apply to it.
+    ephemeral: Callable[[Props], bool]
     # Some clouds protect from deletion with a separate lock resource (Azure).
     lock_types: tuple[str, ...] = ()
 
@@ -64,12 +67,14 @@ DATABASES: dict[str, DatabaseFacts] = {
             "private": "set publicly_accessible=False and use private subnets",
             "encrypted": "set storage_encrypted=True (needs a new instance from an encrypted snapshot)",
         },
+        ephemeral=lambda p: dig(p, "tags", "bluegreen:ephemeral") == "true",
     ),
     "aws:rds/cluster:Cluster": DatabaseFacts(
         deletion_protected=lambda p: p.get("deletionProtection") is True,
         private=lambda p: True,  # a cluster's reachability is decided on its instances
         encrypted=lambda p: p.get("storageEncrypted") is True,
         fixes={"deletion": "set deletion_protection=True", "private": "", "encrypted": "set storage_encrypted=True"},
+        ephemeral=lambda p: dig(p, "tags", "bluegreen:ephemeral") == "true",
     ),
     "gcp:sql/databaseInstance:DatabaseInstance": DatabaseFacts(
         # Both flags: the provider's (blocks pulumi destroy) and the API's (blocks console/gcloud deletes).
@@ -83,6 +88,7 @@ DATABASES: dict[str, DatabaseFacts] = {
             "private": "set settings.ip_configuration.ipv4_enabled=False with a private_network",
             "encrypted": "",
         },
+        ephemeral=lambda p: dig(p, "settings", "userLabels", "ephemeral") == "true",
     ),
     "azure-native:dbforpostgresql:Server": DatabaseFacts(
         deletion_protected=lambda p: False,  # only a CanNotDelete lock protects it
@@ -96,6 +102,7 @@ DATABASES: dict[str, DatabaseFacts] = {
             "private": "set network.public_network_access='Disabled' or a delegated subnet",
             "encrypted": "",
         },
+        ephemeral=lambda p: dig(p, "tags", "bluegreen-ephemeral") == "true",
         lock_types=AZURE_LOCK_TYPES,
     ),
 }
@@ -103,6 +110,11 @@ DATABASES: dict[str, DatabaseFacts] = {
 
 def _databases(resources: Iterable[PolicyResource]) -> list[tuple[PolicyResource, DatabaseFacts]]:
     return [(r, DATABASES[r.resource_type]) for r in resources if r.resource_type in DATABASES]
+
+
+def _kept_databases(resources: Iterable[PolicyResource]) -> list[tuple[PolicyResource, DatabaseFacts]]:
+    """The databases that must survive: all but a review stack's ephemeral one."""
+    return [(r, facts) for r, facts in _databases(resources) if not facts.ephemeral(r.props)]
 
 
 def _locked(database: PolicyResource, facts: DatabaseFacts, resources: Sequence[PolicyResource]) -> bool:
@@ -118,7 +130,7 @@ def _locked(database: PolicyResource, facts: DatabaseFacts, resources: Sequence[
 
 
 def validate_database_protected(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-    for database, _facts in _databases(args.resources):
+    for database, _facts in _kept_databases(args.resources):
         if not database.opts.protect:
             report_violation(
                 f"{database.resource_type} {database.name} is the database both colours share and is not "
@@ -130,7 +142,7 @@ def validate_database_protected(args: StackValidationArgs, report_violation: Rep
 
 def validate_database_deletion_protected(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     resources = list(args.resources)
-    for database, facts in _databases(resources):
+    for database, facts in _kept_databases(resources):
         if facts.deletion_protected(database.props) or (facts.lock_types and _locked(database, facts, resources)):
             continue
         report_violation(

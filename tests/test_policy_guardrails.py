@@ -348,3 +348,35 @@ def test_real_azure_stack_without_its_lock_is_rejected() -> None:
     resources = from_run(azure_stack())
     unlocked = [r for r in resources if r.resource_type != "azure-native:authorization:ManagementLockByScope"]
     assert list(all_violations(unlocked, {"preview_port": 8443})) == ["database-deletion-protected"]
+
+
+REVIEW_PREVIEWS = {"enabled": True, "repository": "acme/bluegreen", "credentials": "esc"}
+# Where each cloud's database says it is a review stack's throwaway one.
+EPHEMERAL_MARK = {
+    "aws": ("tags", "bluegreen:ephemeral"),
+    "gcp": ("settings", "userLabels", "ephemeral"),
+    "azure": ("tags", "bluegreen-ephemeral"),
+}
+
+
+@pytest.mark.parametrize("cloud", sorted(STACKS))
+def test_review_stack_database_may_go_unprotected_but_nothing_else(cloud: str) -> None:
+    run = STACKS[cloud](stack="pr-acme-bluegreen-7", previews=REVIEW_PREVIEWS, preview_port=8443)
+    resources = from_run(run)
+    (database,) = [r for r in resources if r.resource_type in guardrails.DATABASES]
+    assert database.opts.protect is False, "a review stack's database can be destroyed with its stack"
+    assert all_violations(resources, {"preview_port": 8443}) == {}
+
+    *parents, key = EPHEMERAL_MARK[cloud]
+    unmarked = copy.deepcopy(database.props)
+    holder = unmarked
+    for part in parents:
+        holder = holder[part]
+    assert holder[key] == "true"
+    holder[key] = "false"
+    resources = [
+        policy_resource(r.resource_type, r.name, unmarked, r.opts.protect, urn=r.urn) if r is database else r
+        for r in resources
+    ]
+    found = all_violations(resources, {"preview_port": 8443})
+    assert "database-protected" in found and "database-deletion-protected" in found
