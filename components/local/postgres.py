@@ -8,6 +8,7 @@ and every server command runs as that user.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -60,12 +61,45 @@ class DatabaseSettings:
         return f"postgresql://{quote(self.user)}:{quote(self.password)}@{self.host}:{self.port}/{quote(self.name)}"
 
 
+# Where the cluster goes when, as root, the checkout is in a directory the server user
+# cannot enter (a clone under /root is the usual case). One directory per state dir.
+FALLBACK_ROOT = Path("/var/lib/bluegreen")
+
+
+def _traversable_by(user: str, path: Path) -> bool:
+    """Can ``user`` reach files below ``path`` (x on ``path`` and every parent)?"""
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        return True  # reported later, with the package to install
+    for directory in [path, *path.parents]:
+        st = directory.stat()
+        if st.st_uid == account.pw_uid:
+            bit = 0o100
+        elif st.st_gid == account.pw_gid:
+            bit = 0o010
+        else:
+            bit = 0o001
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def cluster_dir(state: StateDir) -> Path:
+    """The state dir's ``postgres/``, or a directory under :data:`FALLBACK_ROOT` the server user can reach."""
+    project_root = state.root.parent.parent
+    if os.geteuid() != 0 or not project_root.exists() or _traversable_by(SERVER_USER, project_root):
+        return state.postgres_dir
+    digest = hashlib.sha256(str(state.root).encode()).hexdigest()[:12]
+    return FALLBACK_ROOT / f"{state.root.name}-{digest}"
+
+
 class PostgresCluster:
     def __init__(self, state: StateDir, db_name: str, db_user: str) -> None:
         self.state = state
         self.db_name = db_name
         self.db_user = db_user
-        self.dir = state.postgres_dir
+        self.dir = cluster_dir(state)
         self.data_dir = self.dir / "data"
         self.log_file = self.dir / "postgres.log"
 
@@ -92,6 +126,12 @@ class PostgresCluster:
         return result
 
     def _prepare_dir(self) -> None:
+        if self.dir != self.state.postgres_dir:
+            FALLBACK_ROOT.mkdir(parents=True, exist_ok=True)
+            FALLBACK_ROOT.chmod(0o711)
+            link = self.state.postgres_dir
+            if not link.exists() and not link.is_symlink():
+                link.symlink_to(self.dir, target_is_directory=True)  # so `ls .bluegreen/<stack>` still shows it
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o700)
         if self.server_user:
