@@ -68,6 +68,17 @@ class MetricsSourceError(RuntimeError):
     """The stack's ``metrics`` output names no known source or lacks what it needs."""
 
 
+def require_fields(metrics: Mapping[str, Any], source: str, fields: tuple[str, ...], per_color: str = "") -> None:
+    """A source's ``from_outputs`` check: these fields present, ``per_color`` mapping blue and green."""
+    missing = [key for key in fields if not metrics.get(key)]
+    if missing:
+        raise MetricsSourceError(f"stack output metrics ({source}) lacks {', '.join(missing)}")
+    if per_color:
+        value = metrics.get(per_color)
+        if not isinstance(value, Mapping) or set(value) != {"blue", "green"}:
+            raise MetricsSourceError(f"stack output metrics.{per_color} = {value!r} must map blue and green")
+
+
 def metrics_source_for(metrics: Mapping[str, Any], **options: Any) -> MetricsSource:
     """Build the source named by ``metrics["source"]`` from the stack's ``metrics`` output.
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from scripts.metrics import MetricsSample, MetricsSourceError
+from scripts.metrics import MetricsSample, MetricsSourceError, require_fields
 
 TABLE = "AGWAccessLogs"
 _POOL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}"
@@ -111,9 +111,8 @@ def from_outputs(
             f"stack output metrics.gateway_id = {gateway_id!r} is not an Application Gateway resource id "
             "(/subscriptions/.../providers/Microsoft.Network/applicationGateways/...)"
         )
-    pools = metrics.get("pools")
-    if not isinstance(pools, Mapping) or set(pools) != {"blue", "green"}:
-        raise MetricsSourceError(f"stack output metrics.pools = {pools!r} must map blue and green to backend pools")
+    require_fields(metrics, "azure_monitor", ("pools",), per_color="pools")
+    pools = metrics["pools"]
     for pool in pools.values():
         pool_query(str(pool))
     if client is None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from google.cloud import monitoring_v3
 
-from scripts.metrics import MetricsSample, MetricsSourceError
+from scripts.metrics import MetricsSample, MetricsSourceError, require_fields
 
 REQUEST_COUNT = "loadbalancing.googleapis.com/https/request_count"
 BACKEND_LATENCIES = "loadbalancing.googleapis.com/https/backend_latencies"
@@ -113,12 +113,10 @@ def _period_s(start: datetime, end: datetime) -> int:
 
 def from_outputs(metrics: Mapping[str, Any], client: Any = None, **_: Any) -> CloudMonitoringSource:
     """Build the source from the stack's ``metrics`` output (``client`` lets tests pass their own)."""
-    missing = [key for key in ("project", "url_map", "backend_services") if not metrics.get(key)]
-    if missing:
-        raise MetricsSourceError(f"stack output metrics (cloud_monitoring) lacks {', '.join(missing)}")
+    require_fields(
+        metrics, "cloud_monitoring", ("project", "url_map", "backend_services"), per_color="backend_services"
+    )
     backend_services = metrics["backend_services"]
-    if not isinstance(backend_services, Mapping) or set(backend_services) != {"blue", "green"}:
-        raise MetricsSourceError(f"metrics.backend_services must map blue and green, got {backend_services!r}")
     if client is None:
         client = monitoring_v3.MetricServiceClient()
     return CloudMonitoringSource(client, str(metrics["project"]), str(metrics["url_map"]), backend_services)

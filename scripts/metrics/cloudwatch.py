@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from scripts.metrics import ColorHealth, MetricsSample, MetricsSourceError
+from scripts.metrics import ColorHealth, MetricsSample, MetricsSourceError, require_fields
 
 NAMESPACE = "AWS/ApplicationELB"
 PERIOD_S = 60
@@ -118,12 +118,8 @@ class CloudWatchSource:
 
 def from_outputs(metrics: Mapping[str, Any], client: Any = None, **_: Any) -> CloudWatchSource:
     """Build the source from the stack's ``metrics`` output (``client`` lets tests pass their own)."""
-    missing = [key for key in ("region", "load_balancer", "target_groups") if not metrics.get(key)]
-    if missing:
-        raise MetricsSourceError(f"stack output metrics (cloudwatch) lacks {', '.join(missing)}")
+    require_fields(metrics, "cloudwatch", ("region", "load_balancer", "target_groups"), per_color="target_groups")
     target_groups = metrics["target_groups"]
-    if not isinstance(target_groups, Mapping) or set(target_groups) != {"blue", "green"}:
-        raise MetricsSourceError(f"metrics.target_groups must map blue and green, got {target_groups!r}")
     import boto3
 
     region = metrics["region"]

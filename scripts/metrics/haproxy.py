@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from components.local.haproxy import HaproxyError, admin_command, parse_log_line
-from scripts.metrics import ColorHealth, MetricsSample, MetricsSourceError
+from scripts.metrics import ColorHealth, MetricsSample, MetricsSourceError, require_fields
 
 KEEP_S = 3600.0
 _listeners: dict[int, _LogListener] = {}
@@ -129,7 +129,5 @@ class HaproxySource:
 
 
 def from_outputs(metrics: Mapping[str, Any], **_: Any) -> HaproxySource:
-    missing = [key for key in ("stats_socket", "log_udp_port", "backends") if not metrics.get(key)]
-    if missing:
-        raise MetricsSourceError(f"stack output metrics (haproxy) lacks {', '.join(missing)}")
+    require_fields(metrics, "haproxy", ("stats_socket", "log_udp_port", "backends"))
     return HaproxySource(str(metrics["stats_socket"]), int(metrics["log_udp_port"]), metrics["backends"])
