@@ -62,7 +62,7 @@ def one_run(root: Path, version: str, rate: float, index: int) -> dict[str, floa
     report = root / f"run-{index}.json"
     old_color = env.config.live_color
     bad_color = env.config.idle_color
-    with SteadyLoad(env.live_url, rate=rate, workers=8) as load:
+    with SteadyLoad(env.live_url, rate=rate, connections=8) as load:
         time.sleep(1.0)
         deploy = ["deploy", "--stack", STACK, "--project-dir", str(root), "--version", version]
         code = main([*deploy, "--report", str(report)])

@@ -18,8 +18,8 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from bench.loadgen import LoadGenerator, SwitchMark, analyze_switches
 from components.config import other_color
+from scripts.load import SteadyLoad, SwitchMark, analyze_switches
 from tests.local.sandbox import scratch_project
 
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         env = project.environment(config)
         with console.status("bringing a scratch stack up"):
             env.up()
-        load = LoadGenerator(env.live_url, rate=args.rate, connections=args.connections).start()
+        load = SteadyLoad(env.live_url, rate=args.rate, connections=args.connections).start()
         marks: list[SwitchMark] = []
         switch_ms: list[float] = []
         try:
@@ -78,11 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(*row)
     console.print(table)
     if report.failed:
-        kinds: dict[str, int] = {}
-        for result in report.failed:
-            key = result.error or f"HTTP {result.status}"
-            kinds[key] = kinds.get(key, 0) + 1
-        console.print(f"failures by kind: {kinds}")
+        console.print(f"failures by kind: {report.summary()['failures']}")
     return 0 if analysis.failed == 0 and analysis.wrong_color_after_switch == 0 else 1
 
 

@@ -9,9 +9,9 @@ import time
 import httpx
 import pytest
 
-from bench.loadgen import LoadGenerator, SwitchMark, analyze_switches
 from components.config import other_color
 from components.local.runtime import LocalEnvironment, SwitchRefusedError
+from scripts.load import SteadyLoad, SwitchMark, analyze_switches
 from tests.local.sandbox import LocalProject
 
 pytestmark = pytest.mark.e2e
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 def test_fifty_switches_under_load_drop_nothing(running_env: LocalEnvironment) -> None:
     env = running_env
-    load = LoadGenerator(env.live_url, rate=500, connections=16).start()
+    load = SteadyLoad(env.live_url, rate=500, connections=16).start()
     marks = []
     try:
         time.sleep(0.5)
@@ -35,7 +35,7 @@ def test_fifty_switches_under_load_drop_nothing(running_env: LocalEnvironment) -
     analysis = analyze_switches(report, marks)
     print(f"sent {analysis.sent} at {report.achieved_rate:.0f} req/s, p50 switch {analysis.percentile(50):.1f} ms")
     assert report.achieved_rate >= 500 * 0.95
-    assert analysis.failed == 0, report.failed[:5]
+    assert analysis.failed == 0, report.failures()[:5]
     assert analysis.wrong_color_after_switch == 0
     assert len(analysis.latencies_ms) == 50
     assert env.status()["live_color"] == "blue"  # an even number of flips
@@ -79,7 +79,7 @@ def test_switch_refused_when_haproxy_sees_backend_down(running_env: LocalEnviron
 def test_new_version_of_the_live_colour_restarts_in_place_without_failures(running_env: LocalEnvironment) -> None:
     env = running_env
     old_pid = env.status()["colors"]["blue"]["pid"]
-    load = LoadGenerator(env.live_url, rate=300, connections=8).start()
+    load = SteadyLoad(env.live_url, rate=300, connections=8).start()
     try:
         time.sleep(0.5)
         actions = env.apply(env.config.with_changes(blue_version="1.0.1"))
@@ -88,5 +88,5 @@ def test_new_version_of_the_live_colour_restarts_in_place_without_failures(runni
         report = load.stop()
     assert actions["blue"] == "restarted 1.0.1" and actions["route"] == "unchanged"
     assert env.status()["colors"]["blue"]["pid"] != old_pid
-    assert report.sent > 300 and report.failed == [], report.failed[:5]
+    assert report.sent > 300 and report.failed == 0, report.failures()[:5]
     assert httpx.get(env.live_url).headers["X-App-Version"] == "1.0.1"

@@ -48,7 +48,7 @@ def start(project: LocalProject, **changes: Any) -> LocalEnvironment:
 def deploy_under_load(project: LocalProject, env: LocalEnvironment, version: str, smoke: Path) -> tuple[int, LoadStats]:
     report = project.root / "report.json"
     args = ["deploy", *project.cli_args(), "--version", version, "--file", str(smoke), "--report", str(report)]
-    with SteadyLoad(env.live_url, rate=40, workers=6, write_ratio=0.3) as load:
+    with SteadyLoad(env.live_url, rate=40, connections=6, write_ratio=0.3) as load:
         time.sleep(1.0)
         code = main(args)
         time.sleep(1.5)
@@ -164,7 +164,7 @@ def test_gradual_switch_rollback_smoke_and_monitor_commands(local_project: Local
     smoke = str(fast_smoke_file(local_project.root))
     args = local_project.cli_args()
     assert main(["smoke", *args, "--file", smoke]) == 0  # the idle colour, through the preview route
-    with SteadyLoad(env.live_url, rate=40, workers=6) as load:
+    with SteadyLoad(env.live_url, rate=40, connections=6) as load:
         time.sleep(0.5)
         switched_at = load.now_s()
         assert main(["switch", *args, "--to", "green"]) == 0
