@@ -25,7 +25,7 @@ from scripts.metrics import ColorHealth
 from scripts.monitor import MonitorResult, watch
 from scripts.record import RunRecord, utc_now
 from scripts.smoke import SmokeReport, SmokeRunner, load_suite, print_report
-from scripts.targets import Target
+from scripts.targets import Target, TargetError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 COLOR_HEADER = "X-App-Color"
@@ -247,7 +247,17 @@ class Pipeline:
             self.record.finish("refused", EXIT_BAD_INPUT, reason="a gradual switch is in progress")
             return EXIT_BAD_INPUT
         live, idle = config.live_color, config.idle_color
-        load_suite(self.options.smoke_file)  # a bad smoke file stops the release before it changes anything
+        # Bad input stops the release before it changes anything: the version, the smoke file,
+        # and a live colour that is not serving (a rollback would have nowhere to go).
+        config.with_changes(**{f"{idle}_version": version})
+        load_suite(self.options.smoke_file)
+        live_health = self.target.health(live)
+        if not live_health.ok:
+            raise TargetError(
+                f"the live colour {live} is not healthy ({live_health.detail}); a release needs it serving so "
+                f"that a rollback has somewhere to go. Bring the stack up first "
+                f"(local: python -m scripts up --stack {self.target.stack})"
+            )
         self.record.note(
             "start",
             f"release {version} to {idle} (live: {live} {config.version_of(live)}, idle: {idle} "

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from components.config import StackConfig
+from components.config import ConfigError, StackConfig
 from scripts.metrics import ColorHealth, MetricsSample
 from scripts.pipeline import EXIT_FAILED, EXIT_OK, Pipeline, PipelineOptions, ReleaseAborted
 from scripts.record import RunRecord
+from scripts.targets import TargetError
 from scripts.timeline import draw_timeline
 
 MONITOR = {"max_error_rate": 0.05, "max_p99_ms": 300, "window_s": 1, "interval_s": 1, "bake_s": 1}
@@ -194,3 +195,18 @@ def test_report_and_timeline_are_written(make, tmp_path: Path) -> None:
     assert any(e["kind"] == "check" and e["evidence"]["max_p99_ms"] == 300 for e in data["events"])
     png = draw_timeline(record, tmp_path / "timeline.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_deploy_refuses_a_bad_version_before_changing_anything(make) -> None:
+    target, pipeline, record = make()
+    with pytest.raises(ConfigError, match=r"green_version = '\.\./x' is invalid"):
+        pipeline.deploy("../x")
+    assert target.applied == [] and kinds(record) == [], "refused before the release started"
+
+
+def test_deploy_refuses_when_the_live_colour_is_not_serving(make) -> None:
+    target, pipeline, _record = make()
+    target.healthy["blue"] = False
+    with pytest.raises(TargetError, match="live colour blue is not healthy"):
+        pipeline.deploy("2.0.0")
+    assert target.applied == []
