@@ -221,19 +221,15 @@ class Pipeline:
 
     def check_migrations(self) -> bool:
         """Lint every migration and rehearse the pending ones with the live release (scripts/rehearsal.py)."""
-        project_dir = getattr(self.target, "project_dir", None)
-        if project_dir is None:
-            return True
         from scripts.rehearsal import check_pending_migrations
 
         config = self.target.config()
-        environment = getattr(self.target, "environment", None)
         result = check_pending_migrations(
-            Path(project_dir),
+            self.target.project_dir,
             config,
             self.options.smoke_file,
             {color: config.version_of(color) for color in ("blue", "green")},
-            environment() if config.cloud == "local" and environment else None,
+            self.target.shared_database(config.live_color),
             progress=lambda line: self.record.note("rehearsal", line, quiet=True),
         )
         for line in result.lines:
@@ -248,16 +244,10 @@ class Pipeline:
             return EXIT_BAD_INPUT
         live, idle = config.live_color, config.idle_color
         # Bad input stops the release before it changes anything: the version, the smoke file,
-        # and a live colour that is not serving (a rollback would have nowhere to go).
+        # migrations that would break the live release, and a live colour that is not serving
+        # (a rollback would have nowhere to go).
         config.with_changes(**{f"{idle}_version": version})
         load_suite(self.options.smoke_file)
-        live_health = self.target.health(live)
-        if not live_health.ok:
-            raise TargetError(
-                f"the live colour {live} is not healthy ({live_health.detail}); a release needs it serving so "
-                f"that a rollback has somewhere to go. Bring the stack up first "
-                f"(local: python -m scripts up --stack {self.target.stack})"
-            )
         self.record.note(
             "start",
             f"release {version} to {idle} (live: {live} {config.version_of(live)}, idle: {idle} "
@@ -270,6 +260,13 @@ class Pipeline:
             self.record.note("abort", "pending migrations refused: nothing applied, nothing changed")
             self.record.finish("migrations refused", EXIT_FAILED, version=version, switched=False)
             return EXIT_FAILED
+        live_health = self.target.health(live)
+        if not live_health.ok:
+            raise TargetError(
+                f"the live colour {live} is not healthy ({live_health.detail}); a release needs it serving so "
+                f"that a rollback has somewhere to go. Bring the stack up first "
+                f"(local: python -m scripts up --stack {self.target.stack})"
+            )
         self.record.note("migrate", self.target.migrate(lambda line: self.record.note("migrate", line)))
         try:
             self.apply(f"{idle} runs {version} at full capacity", **{f"{idle}_version": version}, warm_idle=True)

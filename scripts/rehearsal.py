@@ -37,6 +37,7 @@ from components.config import StackConfig
 from components.migrations import Migration, MigrationError, load_migrations
 from policies.analyzer import analyze, statements_of
 from scripts.smoke import SmokeRunner, SmokeSuite, load_suite
+from scripts.targets import SharedDatabase
 
 Progress = Callable[[str], None]
 DATABASE_URL_ENV = "BLUEGREEN_DATABASE_URL"
@@ -301,7 +302,7 @@ def check_pending_migrations(
     config: StackConfig,
     smoke_file: Path,
     versions: Mapping[str, str],
-    local_environment: object | None,
+    shared: SharedDatabase | None,
     progress: Progress,
 ) -> GateResult:
     """Lint every migration, then rehearse the pending ones with the live release."""
@@ -315,6 +316,11 @@ def check_pending_migrations(
     problems = lint_problems(migrations)
     if problems:
         return GateResult(False, ["lint refused the migrations:", *problems])
+    if shared is None:
+        return GateResult(
+            True,
+            [f"lint clean; rehearsal skipped: the stack's database is not reachable (set {DATABASE_URL_ENV})"],
+        )
     live = config.live_color
     live_version = versions[live]
     suite = load_suite(smoke_file)
@@ -322,32 +328,16 @@ def check_pending_migrations(
         log = Path(logs) / "live-release.log"
         try:
             with contextlib.ExitStack() as stack:
-                if local_environment is not None:
-                    shared = local_environment.database_url()  # type: ignore[attr-defined]
-                    applied = applied_in(shared)
-                    pending = pending_migrations(migrations, applied, versions["blue"], versions["green"])
-                    if not pending:
-                        return GateResult(True, ["lint clean; rehearsal: no pending migrations"])
-                    admin = local_environment.postgres.admin_url()  # type: ignore[attr-defined]
-                    scratch = stack.enter_context(copy_of(shared, admin, config.db.username, progress))
-                    environment = dict(local_environment.app_spec(live).environment)  # type: ignore[attr-defined]
+                applied = applied_in(shared.url)
+                pending = pending_migrations(migrations, applied, versions["blue"], versions["green"])
+                if not pending:
+                    return GateResult(True, ["lint clean; rehearsal: no pending migrations"])
+                if shared.admin_url:
+                    scratch = stack.enter_context(copy_of(shared.url, shared.admin_url, config.db.username, progress))
                 else:
-                    url = os.environ.get(DATABASE_URL_ENV)
-                    if not url:
-                        return GateResult(
-                            True,
-                            [
-                                f"lint clean; rehearsal skipped: set {DATABASE_URL_ENV} to read "
-                                "which migrations the stack's database has applied"
-                            ],
-                        )
-                    applied = applied_in(url)
-                    pending = pending_migrations(migrations, applied, versions["blue"], versions["green"])
-                    if not pending:
-                        return GateResult(True, ["lint clean; rehearsal: no pending migrations"])
                     history = [m for m in migrations if m.name in applied]
                     scratch = stack.enter_context(built_from_history(history, config, progress))
-                    environment = {"APP_VERSION": live_version, "APP_COLOR": live}
+                environment = dict(shared.app_environment)
                 environment["DATABASE_URL"] = scratch
                 port = free_port()
                 command = config.app_command_for(live, port, _python())

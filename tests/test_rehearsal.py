@@ -20,6 +20,8 @@ from components.config import StackConfig
 from components.local.runtime import LocalEnvironment
 from scripts.__main__ import main
 from scripts.rehearsal import check_pending_migrations, pending_migrations
+from scripts.targets import SharedDatabase
+from scripts.targets.local import LocalTarget
 from tests.local.sandbox import LocalProject, scratch_project
 from tests.pipeline.test_e2e_local import fast_smoke_file
 
@@ -121,8 +123,9 @@ def test_an_expand_only_change_and_a_rename_with_its_view_pass(project: LocalPro
     lines: list[str] = []
 
     config = project.config()
+    shared = LocalTarget(project.stack, project.root).shared_database("blue")
     result = check_pending_migrations(
-        project.root, config, fast_smoke_file(project.root), {"blue": "1.0.0", "green": "1.0.0"}, env, lines.append
+        project.root, config, fast_smoke_file(project.root), {"blue": "1.0.0", "green": "1.0.0"}, shared, lines.append
     )
 
     assert result.passed, result.lines
@@ -164,9 +167,7 @@ def test_pending_follows_the_runner(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-def test_without_a_copyable_database_a_scratch_cluster_is_built_from_history(
-    project: LocalProject, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_without_a_copyable_database_a_scratch_cluster_is_built_from_history(project: LocalProject) -> None:
     """The cloud path: the shared database is only read (which migrations it has); the rehearsal runs
     on a throwaway cluster built from those files, with the live version started from app_command."""
     directory = with_migrations(project)
@@ -174,11 +175,12 @@ def test_without_a_copyable_database_a_scratch_cluster_is_built_from_history(
     env.up()
     before = columns(env)
     (directory / "004_drop_total_cents_now.sql").write_text(DROP_TOTAL_CENTS)
-    monkeypatch.setenv("BLUEGREEN_DATABASE_URL", env.database_url())
+    # What a cloud target hands over: the URL only (no admin access to copy it), and the live release's env.
+    shared = SharedDatabase(env.database_url(), None, {"APP_VERSION": "1.0.0", "APP_COLOR": "blue"})
     lines: list[str] = []
 
     result = check_pending_migrations(
-        project.root, project.config(), fast_smoke_file(project.root), {"blue": "1.0.0", "green": "1.0.0"}, None,
+        project.root, project.config(), fast_smoke_file(project.root), {"blue": "1.0.0", "green": "1.0.0"}, shared,
         lines.append,
     )  # fmt: skip
 
@@ -186,12 +188,11 @@ def test_without_a_copyable_database_a_scratch_cluster_is_built_from_history(
     assert any("building a scratch database from 3 applied migration(s)" in line for line in lines)
     assert result.lines[1].startswith("migrations/004_drop_total_cents_now.sql:4: `ALTER TABLE orders DROP COLUMN")
     assert columns(env) == before and applied(env) == list(EARLIER)
-    monkeypatch.delenv("BLUEGREEN_DATABASE_URL")
     skipped = check_pending_migrations(
         project.root, project.config(), fast_smoke_file(project.root), {"blue": "1.0.0", "green": "1.0.0"}, None,
         lines.append,
     )  # fmt: skip
-    assert skipped.passed and "rehearsal skipped: set BLUEGREEN_DATABASE_URL" in skipped.lines[0]
+    assert skipped.passed and "rehearsal skipped" in skipped.lines[0] and "BLUEGREEN_DATABASE_URL" in skipped.lines[0]
 
 
 def test_deploy_refuses_a_breaking_migration_naming_file_line_rule_and_recipe(

@@ -10,6 +10,7 @@ source of truth: every change, a switch included, is a config change plus an app
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,8 +24,24 @@ class TargetError(RuntimeError):
     """Applying a change failed; the previous config was restored."""
 
 
+@dataclass(frozen=True)
+class SharedDatabase:
+    """How the migration rehearsal reaches a stack's shared database.
+
+    ``admin_url`` set: the rehearsal copies the database (the local target's server).
+    Otherwise it rebuilds the schema from the migrations the database has applied, in a
+    throwaway server. ``app_environment`` is what the live release runs with, minus
+    ``DATABASE_URL``, which the rehearsal points at its scratch copy.
+    """
+
+    url: str
+    admin_url: str | None
+    app_environment: Mapping[str, str]
+
+
 class Target(Protocol):
     stack: str
+    project_dir: Path
 
     def config(self) -> StackConfig:
         """The stack config as it is now."""
@@ -48,6 +65,10 @@ class Target(Protocol):
 
     def migrate(self, progress: Progress) -> str:
         """Apply pending migrations the running colours allow; a one-line summary."""
+        ...
+
+    def shared_database(self, live: str) -> SharedDatabase | None:
+        """The shared database as the rehearsal reaches it; None when it cannot be reached from here."""
         ...
 
 

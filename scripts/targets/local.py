@@ -20,7 +20,7 @@ from components.local.haproxy import HaproxyError
 from components.local.runtime import LocalEnvironment, LocalTargetError
 from components.targets import contract_outputs
 from scripts.metrics import ColorHealth, MetricsSource, metrics_source_for
-from scripts.targets import Progress, TargetError
+from scripts.targets import Progress, SharedDatabase, TargetError
 
 
 def yaml_scalar(value: Any) -> str:
@@ -116,3 +116,9 @@ class LocalTarget:
         versions = {c: status[c]["version"] or env.config.version_of(c) for c in ("blue", "green")}
         report = apply_migrations(env.database_url(), versions["blue"], versions["green"], directory, progress)
         return "migrations: " + report.summary()
+
+    def shared_database(self, live: str) -> SharedDatabase | None:
+        env = self.environment()
+        if not env.postgres.running():
+            return None
+        return SharedDatabase(env.database_url(), env.postgres.admin_url(), dict(env.app_spec(live).environment))

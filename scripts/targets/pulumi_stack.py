@@ -16,7 +16,7 @@ from pulumi import automation as auto
 
 from components.config import NAMESPACE, StackConfig
 from scripts.metrics import ColorHealth, HealthSource, MetricsSource, MetricsSourceError, metrics_source_for
-from scripts.targets import Progress, TargetError
+from scripts.targets import Progress, SharedDatabase, TargetError
 
 STDERR_SHOWN = 1500
 DATABASE_URL_ENV = "BLUEGREEN_DATABASE_URL"
@@ -124,3 +124,11 @@ class PulumiStackTarget:
             raise MetricsSourceError(f"metrics source {type(source).__name__} cannot report target health")
         checker: HealthSource = source  # type: ignore[assignment]
         return checker.health(color)
+
+    def shared_database(self, live: str) -> SharedDatabase | None:
+        """Cloud databases are private: reachable only where ``BLUEGREEN_DATABASE_URL`` points at one."""
+        url = os.environ.get(DATABASE_URL_ENV)
+        if not url:
+            return None
+        config = self.config()
+        return SharedDatabase(url, None, {"APP_VERSION": config.version_of(live), "APP_COLOR": live})

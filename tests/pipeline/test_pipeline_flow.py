@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -29,6 +31,7 @@ class FakeTarget:
 
     def __init__(self, **config: Any) -> None:
         self.stack = "fake"
+        self.project_dir = Path(tempfile.mkdtemp(prefix="bg-fake-"))  # no migrations/: nothing to rehearse
         self._config = StackConfig.parse({"monitor": MONITOR, **config}, "fake")
         self.applied: list[dict[str, Any]] = []
         self.healthy = {"blue": True, "green": True}
@@ -62,6 +65,7 @@ class FakeTarget:
         return server
 
     def close(self) -> None:
+        shutil.rmtree(self.project_dir, ignore_errors=True)
         for server in self.servers:
             server.shutdown()
             server.server_close()
@@ -94,6 +98,9 @@ class FakeTarget:
 
     def migrate(self, progress: Any) -> str:
         return "migrations: nothing pending"
+
+    def shared_database(self, live: str) -> None:
+        return None
 
 
 @pytest.fixture

@@ -93,3 +93,14 @@ def test_lock_refuses_a_second_deploy_with_who_holds_it(tmp_path) -> None:
         pass
     with StackLock(tmp_path, "dev", "deploy"), StackLock(tmp_path, "prod", "deploy"):
         pass  # stacks lock independently
+
+
+def test_shared_database_is_reachable_only_through_bluegreen_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    t = target(FakePulumiCommand(PROD))
+    monkeypatch.delenv("BLUEGREEN_DATABASE_URL", raising=False)
+    assert t.shared_database("blue") is None, "cloud databases are private: no URL, no rehearsal"
+    monkeypatch.setenv("BLUEGREEN_DATABASE_URL", "postgresql://app@db.internal/app")
+    shared = t.shared_database("green")
+    assert shared is not None and shared.url == "postgresql://app@db.internal/app"
+    assert shared.admin_url is None, "the rehearsal rebuilds from history instead of copying"
+    assert shared.app_environment == {"APP_VERSION": "1.4.2", "APP_COLOR": "green"}
