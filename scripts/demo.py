@@ -87,6 +87,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     stats = load.stats
     missing = _rows_missing(env.database_url(), stats.order_ids())
     _print_story(console, runs, stats, missing, reports)
+    console.print(
+        f"the {args.stack} stack is still up on {env.live_url}: look with `python -m scripts status --stack "
+        f"{args.stack}`, stop it with `python -m scripts down --stack {args.stack}` (make down)"
+    )
     good, bad = runs
     return EXIT_OK if good["code"] == EXIT_OK and bad["code"] == EXIT_FAILED and not missing else EXIT_FAILED
 
