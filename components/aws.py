@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.config import COLORS, ConfigError, StackConfig
+from components.config import COLORS, ConfigError, StackConfig, invalid
 from components.targets import contract_outputs
 
 DEFAULT_DB_INSTANCE = "db.t4g.medium"
@@ -63,7 +63,7 @@ class AwsSettings:
         raw = dict(config.cloud_settings)
 
         def fail(key: str, value: Any, allowed: str) -> ConfigError:
-            return ConfigError(f"bluegreen:aws.{key} = {value!r} is invalid: {allowed}")
+            return invalid(f"bluegreen:aws.{key}", value, allowed)
 
         unknown = sorted(set(raw) - set(cls.FIELDS))
         if unknown:

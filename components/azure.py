@@ -34,7 +34,7 @@ from pulumi_azure_native import (
     resources,
 )
 
-from components.config import COLORS, ConfigError, StackConfig
+from components.config import COLORS, ConfigError, StackConfig, invalid
 from components.targets import contract_outputs
 
 SETTINGS_KEY = "bluegreen:azure"
@@ -66,7 +66,7 @@ _KEY_VAULT_SECRET_PATTERN = r"https://[a-z0-9-]+\.vault\.[a-z0-9.]+/secrets/[A-Z
 
 
 def _fail(field: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"{SETTINGS_KEY}.{field} = {value!r} is invalid: {allowed}")
+    return invalid(f"{SETTINGS_KEY}.{field}", value, allowed)
 
 
 @dataclass(frozen=True)

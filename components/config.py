@@ -39,6 +39,11 @@ class ConfigError(ValueError):
     """A stack config value is invalid; the message names key, value and what is allowed."""
 
 
+def invalid(key: str, value: Any, allowed: str) -> ConfigError:
+    """The one shape of every bad-setting message: the full key, the value, what is allowed."""
+    return ConfigError(f"{key} = {value!r} is invalid: {allowed}")
+
+
 def other_color(color: str) -> str:
     """The colour that is not ``color``."""
     return "green" if color == "blue" else "blue"
@@ -246,7 +251,7 @@ class _Parser:
     # -- primitives ------------------------------------------------------------
 
     def _fail(self, key: str, value: Any, allowed: str) -> ConfigError:
-        return ConfigError(f"{NAMESPACE}:{key} = {value!r} is invalid: {allowed}")
+        return invalid(f"{NAMESPACE}:{key}", value, allowed)
 
     def _get(self, key: str, default: T) -> Any:
         value = self.raw.get(key)

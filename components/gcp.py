@@ -34,7 +34,7 @@ from pulumi_gcp import (
     sql,
 )
 
-from components.config import COLORS, ConfigError, StackConfig
+from components.config import COLORS, ConfigError, StackConfig, invalid
 from components.targets import contract_outputs
 
 COMPONENT_TYPE = "bluegreen:gcp:BlueGreen"
@@ -78,7 +78,7 @@ RESOURCE_PATH = re.compile(r"projects/[a-z0-9-]+/(global|regions/[a-z0-9-]+)/(ne
 
 
 def _fail(field: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"{SETTINGS_KEY}.{field} = {value!r} is invalid: {allowed}")
+    return invalid(f"{SETTINGS_KEY}.{field}", value, allowed)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 import pulumi
 import pulumi_pulumiservice as pulumiservice
 
-from components.config import ConfigError, StackConfig
+from components.config import ConfigError, StackConfig, invalid
 
 # Deployments run only when one of these changes: documentation alone never deploys.
 DEFAULT_PATHS = (
@@ -90,7 +90,7 @@ class PreviewSettings:
         raw = dict(config.previews)
 
         def fail(key: str, value: Any, allowed: str) -> ConfigError:
-            return ConfigError(f"bluegreen:previews.{key} = {value!r} is invalid: {allowed}")
+            return invalid(f"bluegreen:previews.{key}", value, allowed)
 
         unknown = sorted(set(raw) - set(FIELDS))
         if unknown:

@@ -11,6 +11,7 @@ dev stack should not be the way data gets lost.
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
@@ -25,7 +26,7 @@ def environment_from(props: dict[str, Any]) -> Any:
     return LocalEnvironment(config, props["project_root"])
 
 
-class _LocalPartProvider(ResourceProvider):
+class _LocalPartProvider(ResourceProvider, abc.ABC):
     """What every part shares: a stable id, diff on ``watch`` only, update = create."""
 
     # The serialized provider holds no secrets (passwords stay in the state directory).
@@ -43,8 +44,9 @@ class _LocalPartProvider(ResourceProvider):
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult({**news, **self.apply(news)})
 
+    @abc.abstractmethod
     def apply(self, props: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """Bring this part to ``props`` and return the outputs it adds."""
 
 
 class DatabaseProvider(_LocalPartProvider):

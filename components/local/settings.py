@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.config import COLORS, ConfigError, StackConfig
+from components.config import COLORS, ConfigError, StackConfig, invalid
 
 KEY = "bluegreen:local"
 FAULT_FIELDS = ("error_rate", "latency_ms", "fail_readiness", "after_s")
@@ -74,7 +74,7 @@ class LocalSettings:
 
 def _bounded_int(name: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(f"{KEY}.{name} = {value!r} is invalid: an integer {lo}-{hi}")
+        raise invalid(f"{KEY}.{name}", value, f"an integer {lo}-{hi}")
     return value
 
 
@@ -83,7 +83,7 @@ def _fault_spec(version: str, spec: Any) -> FaultSpec:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}", version):
         raise ConfigError(f"{KEY}.faults key {version!r} is invalid: an app version such as 2.1.0")
     if not isinstance(spec, Mapping):
-        raise ConfigError(f"{where} = {spec!r} is invalid: an object with {', '.join(FAULT_FIELDS)}")
+        raise invalid(where, spec, f"an object with {', '.join(FAULT_FIELDS)}")
     unknown = sorted(set(spec) - set(FAULT_FIELDS))
     if unknown:
         raise ConfigError(f"{where} has unknown field(s) {unknown}; allowed: {', '.join(FAULT_FIELDS)}")
@@ -91,7 +91,7 @@ def _fault_spec(version: str, spec: Any) -> FaultSpec:
     def number(name: str, hi: float) -> float:
         value = spec.get(name, 0)
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= hi:
-            raise ConfigError(f"{where}.{name} = {value!r} is invalid: a number 0-{hi:g}")
+            raise invalid(f"{where}.{name}", value, f"a number 0-{hi:g}")
         return float(value)
 
     fail_readiness = spec.get("fail_readiness", False)
