@@ -5,11 +5,17 @@ PY := $(VENV)/bin/python
 APT_PACKAGES := haproxy postgresql make
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system-packages test lint up down status demo
+.PHONY: setup system-packages pulumi test lint up down status demo
 
 STACK ?= dev
 
-setup: system-packages $(VENV)/.installed
+setup: system-packages $(VENV)/.installed pulumi
+
+# The Pulumi CLI and Python language host in .tools/pulumi/bin/, built from Go modules
+# (cached in ~/.cache/bluegreen; a compatible `pulumi` on PATH is used instead).
+# bin/pulumi runs it with the project's engine environment.
+pulumi:
+	bash tools/build_pulumi.sh
 
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

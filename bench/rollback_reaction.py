@@ -8,17 +8,20 @@ live route. Measured from the load generator's side:
   (after which 100% of traffic is back on the old colour);
 - failed requests in between, and all requests in between;
 - detection: first failed request -> the monitor's rollback decision (from the run record);
-- the rollback's apply time (``set map`` on HAProxy plus the stack file write).
+- the rollback's apply time (``set map`` on HAProxy plus the stack file write; on the
+  engine path, HAProxy first plus the reconciling ``pulumi up``).
 
 Runs in a throwaway project root with free ports (tests/local/sandbox.py); nothing of
 the repository's dev stack is touched. ``python -m bench.rollback_reaction [--runs 3]
-[--rate 50]``.
+[--rate 50] [--path runtime|pulumi]``: ``pulumi`` drives the stack through the Pulumi
+CLI and the Automation API (``make pulumi`` first), ``runtime`` through the local runtime.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -35,6 +38,8 @@ from components.config import StackConfig  # noqa: E402
 from components.local.runtime import LocalEnvironment  # noqa: E402
 from scripts.__main__ import main  # noqa: E402
 from scripts.load import SteadyLoad, rollback_reaction  # noqa: E402
+from scripts.targets import ENGINE_ENV  # noqa: E402
+from scripts.targets.local_engine import LocalEngineTarget  # noqa: E402
 from tests.local.sandbox import scratch_project  # noqa: E402
 
 STACK = "bench"
@@ -98,19 +103,26 @@ def main_bench() -> int:
     parser.add_argument("--max-error-rate", type=float, default=0.02)
     parser.add_argument("--window-s", type=int, default=5)
     parser.add_argument("--interval-s", type=int, default=1)
+    parser.add_argument("--path", choices=("runtime", "pulumi"), default="runtime", help="how the stack is applied")
     args = parser.parse_args()
+    os.environ[ENGINE_ENV] = args.path
     console = Console()
     results = []
-    with scratch_project(STACK) as project:
-        (project.root / "smoke.yaml").symlink_to(ROOT / "smoke.yaml")
+    with scratch_project(STACK, pulumi_project=args.path == "pulumi") as project:
+        if args.path == "runtime":
+            (project.root / "smoke.yaml").symlink_to(ROOT / "smoke.yaml")
         project.write(**stack_values(args))
-        console.print(f"bringing up a local stack in {project.root}")
-        project.environment().up()
+        console.print(f"bringing up a local stack in {project.root} through the {args.path} path")
+        if args.path == "pulumi":
+            LocalEngineTarget(STACK, project.root).apply({}, progress=lambda _line: None)
+        else:
+            project.environment().up()
         for index in range(1, args.runs + 1):
             results.append(one_run(project.root, FAULTY[(index - 1) % 2], args.rate, index))
             console.print(results[-1])
     table = Table(
-        title=f"rollback reaction at {args.rate:g} req/s: bad release fails {args.error_rate:.0%} of requests; "
+        title=f"rollback reaction ({args.path} path) at {args.rate:g} req/s: "
+        f"bad release fails {args.error_rate:.0%} of requests; "
         f"monitor every {args.interval_s}s over {args.window_s}s, max_error_rate {args.max_error_rate:g}",
         title_justify="left",
     )

@@ -24,13 +24,16 @@ import pulumi.dynamic
 from components.config import StackConfig
 from components.migrations import Migration, load_migrations
 
-MIGRATIONS_DIRECTORY = Path(__file__).resolve().parent.parent / "migrations"
+# Relative to the project directory, where Pulumi runs the program.
+MIGRATIONS_DIRECTORY = Path("migrations")
 MIGRATION_TYPE = "pulumi-python:dynamic/bluegreen:Migration"
 
 # Inputs that identify what ran against the database; a change to any is a change of history.
 RECORDED_FIELDS = ("name", "kind", "checksum")
-# Inputs that only say what the migration is judged against; they never cause an update.
-# (Not the live colour: a flip must change routing only.)
+# Inputs that say what the migration is judged against. A change is an in-place update
+# that touches nothing: the engine keeps the old outputs of a resource whose diff reports
+# no change, and the policy pack (which reads outputs) would judge the first release's
+# versions forever. (Not the live colour: a flip must change routing only.)
 RELEASE_FIELDS = ("blueVersion", "greenVersion")
 
 
@@ -58,7 +61,7 @@ class MigrationRecordProvider(pulumi.dynamic.ResourceProvider):
         return pulumi.dynamic.CreateResult(id_=f"{props['name']}@{props['checksum'][:12]}", outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
-        changed = [key for key in (*RECORDED_FIELDS, "after", "sql") if olds.get(key) != news.get(key)]
+        changed = [key for key in (*RECORDED_FIELDS, "after", "sql", *RELEASE_FIELDS) if olds.get(key) != news.get(key)]
         return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=[], stables=["name"])
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.UpdateResult:

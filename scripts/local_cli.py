@@ -49,6 +49,45 @@ def add_commands(subparsers: Any) -> None:
         sub.set_defaults(handler=globals()[f"cmd_{name}"])
 
 
+def _engine_target(args: argparse.Namespace) -> Any:
+    """The stack through the Pulumi engine when that is this project's path (see scripts.targets)."""
+    from scripts.targets import local_path
+
+    if local_path(args.project_dir) != "pulumi":
+        return None
+    from scripts.targets.local_engine import LocalEngineTarget
+
+    return LocalEngineTarget(args.stack, args.project_dir)
+
+
+def _engine_command(args: argparse.Namespace, console: Console, verb: str) -> int | None:
+    """``up``/``down`` as ``pulumi up``/``pulumi destroy``; None when the runtime path applies.
+
+    Bringing a stack up or down outside the engine would leave its state claiming
+    processes that run no more (or none that do), so with the CLI here both go through it.
+    """
+    from scripts.targets import TargetError
+
+    try:
+        target = _engine_target(args)
+        if target is None:
+            return None
+        console.print(f"stack {args.stack}: {verb} through {target.path}")
+        if verb == "up":
+            target.apply({}, progress=lambda line: console.log(escape(line)) if line.strip() else None)
+        else:
+            target.destroy(progress=lambda line: console.log(escape(line)) if line.strip() else None)
+    except (ConfigError, TargetError) as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        return EXIT_BAD_INPUT
+    env = _environment(args, console)
+    if verb == "up":
+        _print_status(env.status(), console)
+    else:
+        console.print(f"stack {args.stack}: destroyed (processes stopped, database data kept)")
+    return EXIT_OK
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
@@ -56,6 +95,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}")
         return EXIT_BAD_INPUT
+    through_engine = _engine_command(args, console, "up")
+    if through_engine is not None:
+        return through_engine
     was_running = _running_parts(env)
     try:
         with console.status(f"bringing stack {args.stack} up"):
@@ -96,6 +138,9 @@ def _undo(env: LocalEnvironment, was_running: bool, console: Console) -> None:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    through_engine = _engine_command(args, Console(stderr=True), "down")
+    if through_engine is not None:
+        return through_engine
     return _run_simple(args, lambda env, console: _report_down(args.stack, env.down(), console))
 
 

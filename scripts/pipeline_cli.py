@@ -87,6 +87,7 @@ class _Run:
                 self.lock.acquire()
             try:
                 target = open_target(self.args.stack, self.args.project_dir)
+                self.record.note("target", f"stack {self.args.stack}: changes go through {target.path}")
                 pipeline = Pipeline(target, self.record, PipelineOptions(_smoke_file(self.args)))
                 recorder = _recorder(target, self.record, self.args)
                 if recorder is None:
@@ -234,6 +235,7 @@ def status_document(target: Target, project_dir: Path) -> dict[str, Any]:
         h = target.health(color)
         health[color] = {"ok": h.ok, "healthy": h.healthy, "total": h.total, "detail": h.detail}
     document["health"] = health
+    document["path"] = target.path
     document["last_decision"] = load_last_decision(project_dir.resolve() / ".bluegreen" / target.stack)
     return document
 

@@ -133,7 +133,11 @@ def test_pulumi_yaml_schema_mirrors_code_defaults() -> None:
     for key, spec in schema.items():
         assert spec.get("description"), key
         if key in derived:
-            assert "default" not in spec, f"{key} is derived; a schema default would override that"
+            # The CLI requires a typed key without a default of every stack, so a derived key's
+            # default is the empty string, which the code reads as unset.
+            assert spec.get("default") == "", f"{key} is derived: its schema default must be empty"
+            assert parse(environment="").environment == "dev"
+            assert StackConfig.parse({"environment": ""}, "prod-eu").environment == "prod"
             continue
         default = spec["default"]
         if key == "db":

@@ -184,11 +184,17 @@ def test_provider_refuses_a_changed_recorded_migration() -> None:
     assert failure.property == "checksum" and "write the change as a new migration" in failure.reason
 
 
-def test_provider_ignores_release_changes_and_records_identity() -> None:
+def test_provider_updates_release_versions_in_place_and_records_identity() -> None:
     provider = MigrationRecordProvider()
     created = provider.create(props(CREATE))
     assert created.id.startswith("001_create.sql@") and created.outs["checksum"] == props(CREATE)["checksum"]
-    assert not provider.diff(created.id, props(CREATE), props(CREATE, greenVersion="2.0.0")).changes
+    # A new release is an in-place update, so the engine stores the versions the pack reads
+    # (tests/engine/test_policy_pack.py shows it on the real engine).
+    release = provider.diff(created.id, props(CREATE), props(CREATE, greenVersion="2.0.0"))
+    assert release.changes and not release.replaces
+    updated = provider.update(created.id, props(CREATE), props(CREATE, greenVersion="2.0.0"))
+    assert updated.outs["greenVersion"] == "2.0.0"
+    assert not provider.diff(created.id, props(CREATE), props(CREATE)).changes
     assert provider.diff(created.id, props(CREATE), props(CREATE, kind="contract", after="2.0.0")).changes
     provider.delete(created.id, props(CREATE))  # forgetting a record touches nothing
 

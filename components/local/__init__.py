@@ -12,11 +12,11 @@ from pathlib import Path
 from components.config import StackConfig
 from components.local.component import LocalBlueGreen, LocalBlueGreenArgs
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
 
 def build(name: str, config: StackConfig) -> LocalBlueGreen:
-    return LocalBlueGreen(name, LocalBlueGreenArgs(config=config, project_root=PROJECT_ROOT))
+    # Pulumi runs the program in the project directory (where Pulumi.yaml is): the stack's
+    # state and migrations belong to that project, even when its code is shared with others.
+    return LocalBlueGreen(name, LocalBlueGreenArgs(config=config, project_root=Path.cwd()))
 
 
 __all__ = ["LocalBlueGreen", "LocalBlueGreenArgs", "build"]

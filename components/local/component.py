@@ -1,7 +1,8 @@
 """``LocalBlueGreen``: the local target as a Pulumi component built from dynamic resources.
 
 Children, in dependency order: the PostgreSQL cluster, the expand migrations, HAProxy,
-one app process per colour, the live route (the switch), then the contract migrations
+one app process per colour, the live route (the switch), the scale-down of a colour
+kept at no capacity (after the route moved off it), then the contract migrations
 that the new versions allow. ``outputs`` satisfies the stack outputs contract, with a
 ``metrics`` object for the pipeline's HAProxy metrics source.
 """
@@ -23,6 +24,8 @@ from components.local.providers import (
     LiveRouteProvider,
     LoadBalancerProvider,
     MigrationsProvider,
+    ScaleDownProvider,
+    config_json,
 )
 from components.local.runtime import LocalEnvironment, validate_local_config
 from components.migrations import load_migrations
@@ -31,6 +34,7 @@ from components.targets import contract_outputs
 
 class LocalDatabase(Resource, module="bluegreen/local", name="Database"):
     port: pulumi.Output[int]
+    url: pulumi.Output[str]
 
 
 class LocalMigrations(Resource, module="bluegreen/local", name="Migrations"):
@@ -44,6 +48,10 @@ class LocalLoadBalancer(Resource, module="bluegreen/local", name="LoadBalancer")
 
 class LocalAppColor(Resource, module="bluegreen/local", name="AppColor"):
     pid: pulumi.Output[int]
+
+
+class LocalScaleDown(Resource, module="bluegreen/local", name="ScaleDown"):
+    stopped: pulumi.Output[list[str]]
 
 
 class LocalLiveRoute(Resource, module="bluegreen/local", name="LiveRoute"):
@@ -61,7 +69,9 @@ def part_inputs(config: StackConfig, project_root: Path) -> dict[str, dict[str, 
     """Plain inputs of every part, keyed by part; ``watch`` is what each part's diff compares."""
     settings, ports = validate_local_config(config)
     env = LocalEnvironment(config, project_root)  # computes names and paths only; starts nothing
-    base = {"project_root": str(env.project_root), "stack": config.stack, "config": config.to_raw()}
+    # The config travels as JSON text: the engine hands dynamic providers every number as a
+    # float (protobuf Struct), and ``app_workers: 2.0`` is not a valid worker count.
+    base = {"project_root": str(env.project_root), "stack": config.stack, "config": config_json(config)}
     directory = env.project_root / "migrations"
     migration_files = [
         {"name": m.name, "kind": m.kind, "after": m.after, "checksum": m.checksum}
@@ -69,7 +79,7 @@ def part_inputs(config: StackConfig, project_root: Path) -> dict[str, dict[str, 
     ]
     versions = {"blue": config.blue_version, "green": config.green_version}
     parts: dict[str, dict[str, Any]] = {
-        "postgres": {**base, "port": None, "watch": {"db": config.db.name, "user": config.db.username}},
+        "postgres": {**base, "port": None, "url": None, "watch": {"db": config.db.name, "user": config.db.username}},
         "migrations-expand": {
             **base,
             "phase": "expand",
@@ -106,6 +116,11 @@ def part_inputs(config: StackConfig, project_root: Path) -> dict[str, dict[str, 
         "preview_url": env.preview_url,
         "watch": {"live_color": config.live_color, "live_traffic_percent": config.live_traffic_percent},
     }
+    parts["scale-down"] = {
+        **base,
+        "stopped": None,
+        "watch": [c for c in COLORS if config.desired_capacity(c) == 0 and config.traffic_percent(c) == 0],
+    }
     parts["migrations-contract"] = {**parts["migrations-expand"], "phase": "contract"}
     return parts
 
@@ -117,6 +132,7 @@ PROVIDERS: dict[str, type[Any]] = {
     "blue": AppColorProvider,
     "green": AppColorProvider,
     "live-route": LiveRouteProvider,
+    "scale-down": ScaleDownProvider,
     "migrations-contract": MigrationsProvider,
 }
 
@@ -131,7 +147,12 @@ class LocalBlueGreen(pulumi.ComponentResource):
         def child(depends_on: list[pulumi.Resource]) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, depends_on=depends_on)
 
-        database = LocalDatabase(DatabaseProvider(), f"{name}-postgres", parts["postgres"], child([]))
+        database = LocalDatabase(
+            DatabaseProvider(),
+            f"{name}-postgres",
+            parts["postgres"],
+            pulumi.ResourceOptions.merge(child([]), pulumi.ResourceOptions(additional_secret_outputs=["url"])),
+        )
         expand = LocalMigrations(
             MigrationsProvider(), f"{name}-migrations-expand", parts["migrations-expand"], child([database])
         )
@@ -141,6 +162,7 @@ class LocalBlueGreen(pulumi.ComponentResource):
             for color in COLORS
         ]
         route = LocalLiveRoute(LiveRouteProvider(), f"{name}-live-route", parts["live-route"], child(colors))
+        LocalScaleDown(ScaleDownProvider(), f"{name}-scale-down", parts["scale-down"], child([route]))
         LocalMigrations(
             MigrationsProvider(), f"{name}-migrations-contract", parts["migrations-contract"], child([route])
         )

@@ -12,6 +12,7 @@ dev stack should not be the way data gets lost.
 from __future__ import annotations
 
 import abc
+import json
 from typing import Any
 
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
@@ -19,10 +20,15 @@ from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateRes
 from components.config import StackConfig
 
 
+def config_json(config: StackConfig) -> str:
+    """The validated config as the parts carry it: JSON text, so its numbers keep their types."""
+    return json.dumps(config.to_raw(), sort_keys=True)
+
+
 def environment_from(props: dict[str, Any]) -> Any:
     from components.local.runtime import LocalEnvironment
 
-    config = StackConfig.parse(props["config"], props["stack"])
+    config = StackConfig.parse(json.loads(props["config"]), props["stack"])
     return LocalEnvironment(config, props["project_root"])
 
 
@@ -55,7 +61,8 @@ class DatabaseProvider(_LocalPartProvider):
     def apply(self, props: dict[str, Any]) -> dict[str, Any]:
         env = environment_from(props)
         env.ensure_database()
-        return {"port": env.postgres.port}
+        # The app's connection URL, password included: a secret output, encrypted in the state.
+        return {"port": env.postgres.port, "url": env.database_url()}
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         environment_from(props).stop_database()
@@ -99,6 +106,18 @@ class AppColorProvider(_LocalPartProvider):
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         environment_from(props).stop_color(props["color"])
+
+
+class ScaleDownProvider(_LocalPartProvider):
+    """After the route: stops the colours that keep no capacity (``idle_capacity: 0``)."""
+
+    kind = "scale-down"
+
+    def apply(self, props: dict[str, Any]) -> dict[str, Any]:
+        return {"stopped": environment_from(props).scale_down_idle()}
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        """Deleting the colours stops them; nothing of its own to remove."""
 
 
 class LiveRouteProvider(_LocalPartProvider):

@@ -72,6 +72,8 @@ class LocalEnvironment:
     def _configure(self, config: StackConfig) -> None:
         self.settings, self.ports = validate_local_config(config)
         self.config = config
+        # Ports picked for PostgreSQL and the log socket must not take one the config names.
+        self.state.reserved_ports = set(self.ports.all_ports().values())
         self.postgres = PostgresCluster(self.state, config.db.name, config.db.username)
         self.apps = {color: AppProcess(self.state, color, self.project_root) for color in COLORS}
 
@@ -104,6 +106,7 @@ class LocalEnvironment:
             for color in COLORS:
                 actions[color] = self.ensure_color(color)
             actions["route"] = self.ensure_route()
+            actions["scale-down"] = self.scale_down_idle()
             actions["migrations"] += self.ensure_migrations(before_apps=False)
         return actions
 
@@ -152,6 +155,18 @@ class LocalEnvironment:
                 return "unchanged"
             self._switch_locked(desired)
             return f"switched prod to {desired.live_color} ({desired.live_percent}%)"
+
+    def scale_down_idle(self) -> list[str]:
+        """After the route moved: stop each colour with no capacity and no traffic (idle_capacity 0)."""
+        with self._guarded():
+            routing = self._current_routing() or self.desired_routing()
+            return [
+                f"{color} stopped (idle capacity 0)"
+                for color in COLORS
+                if self.config.desired_capacity(color) == 0
+                and not self._receives_traffic(color, routing)
+                and self.stop_color(color)
+            ]
 
     def stop_color(self, color: str) -> bool:
         with self._guarded():
@@ -304,7 +319,11 @@ class LocalEnvironment:
     def _ensure_color(self, color: str, routing: Routing) -> str:
         app, haproxy = self.apps[color], self.haproxy
         desired = self.config.desired_capacity(color)
-        if desired == 0 and not self._receives_traffic(color, self.desired_routing()):
+        # A colour that prod still reaches keeps running until the route has moved away
+        # from it (scale_down_idle, after the switch): stopping it first drops requests.
+        if desired == 0 and not self._receives_traffic(color, self.desired_routing()) and not (
+            self.haproxy.running() and self._receives_traffic(color, routing)
+        ):
             if app.record():
                 haproxy.set_server_state(color, "drain")
                 app.stop()

@@ -33,6 +33,7 @@ class StateDir:
         self.root = Path(project_root).resolve() / STATE_DIRNAME / stack
         self.file = self.root / "state.json"
         self._lock_depth = 0
+        self.reserved_ports: set[int] = set()
 
     # -- layout ----------------------------------------------------------------
 
@@ -118,9 +119,15 @@ class StateDir:
         return data[key]
 
     def port(self, key: str, kind: Any = None) -> int:
+        """A port kept under ``key``, first picked free and outside ``reserved_ports``."""
         import socket
 
-        return int(self.remembered(key, lambda: free_port(kind or socket.SOCK_STREAM)))
+        def pick() -> int:
+            while (port := free_port(kind or socket.SOCK_STREAM)) in self.reserved_ports:
+                pass
+            return port
+
+        return int(self.remembered(key, pick))
 
     def secret(self, key: str) -> str:
         return str(self.remembered(key, lambda: secrets.token_urlsafe(24)))

@@ -9,12 +9,13 @@ source of truth: every change, a switch included, is a config change plus an app
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from components.config import StackConfig
+from components.config import ConfigError, StackConfig
 from scripts.metrics import ColorHealth, MetricsSource
 
 Progress = Callable[[str], None]
@@ -42,6 +43,7 @@ class SharedDatabase:
 class Target(Protocol):
     stack: str
     project_dir: Path
+    path: str  # how changes are applied, said at the start of every run
 
     def config(self) -> StackConfig:
         """The stack config as it is now."""
@@ -72,10 +74,39 @@ class Target(Protocol):
         ...
 
 
+ENGINE_ENV = "BLUEGREEN_ENGINE"  # auto (default) | pulumi | runtime: which path local stacks take
+
+
+def local_path(project_dir: Path | str) -> str:
+    """``pulumi`` when the CLI is here and ``project_dir`` is a Pulumi project, else ``runtime``.
+
+    ``BLUEGREEN_ENGINE=runtime`` forces the local runtime (no CLI involved); ``pulumi``
+    insists on the engine and fails when it is missing.
+    """
+    from scripts.engine import cli_available
+
+    wanted = os.environ.get(ENGINE_ENV, "auto")
+    if wanted not in ("auto", "pulumi", "runtime"):
+        raise ConfigError(f"{ENGINE_ENV}={wanted!r} is invalid; allowed: auto, pulumi, runtime")
+    is_project = (Path(project_dir) / "Pulumi.yaml").is_file()
+    if wanted == "pulumi":
+        if not (cli_available() and is_project):
+            missing = "no Pulumi CLI is here (run `make pulumi`)" if is_project else f"no Pulumi.yaml in {project_dir}"
+            raise TargetError(f"{ENGINE_ENV}=pulumi but {missing}")
+        return "pulumi"
+    if wanted == "runtime":
+        return "runtime"
+    return "pulumi" if is_project and cli_available() else "runtime"
+
+
 def open_target(stack: str, project_dir: Path | str = ".", **options: Any) -> Target:
-    """The local runtime for ``cloud: local`` stacks, the Automation API for the clouds."""
+    """Every stack through the Automation API where the CLI is; local ones via the runtime otherwise."""
     config = StackConfig.from_stack_file(stack, project_dir)
     if config.cloud == "local":
+        if local_path(project_dir) == "pulumi":
+            from scripts.targets.local_engine import LocalEngineTarget
+
+            return LocalEngineTarget(stack, project_dir, **options)
         from scripts.targets.local import LocalTarget
 
         return LocalTarget(stack, project_dir, **options)

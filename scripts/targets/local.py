@@ -49,6 +49,7 @@ def update_stack_file(text: str, changes: Mapping[str, Any]) -> str:
 
 
 class LocalTarget:
+    path = "the local runtime (no Pulumi CLI)"
     def __init__(self, stack: str, project_dir: Path | str = ".", **metrics_options: Any) -> None:
         self.stack = stack
         self.project_dir = Path(project_dir).resolve()

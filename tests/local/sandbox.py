@@ -102,12 +102,20 @@ class LocalProject:
         return ["--stack", self.stack, "--project-dir", str(self.root)]
 
 
+# What a whole Pulumi project of this repository is, for tests that run the real engine.
+PROGRAM_FILES = ("Pulumi.yaml", "__main__.py", "components", "policies", "scripts", "smoke.yaml", "venv")
+
+
 @contextlib.contextmanager
-def scratch_project(stack: str = "t") -> Iterator[LocalProject]:
-    """A project root under /tmp (mode 711) linking the repository's app and migrations."""
+def scratch_project(stack: str = "t", pulumi_project: bool = False) -> Iterator[LocalProject]:
+    """A project root under /tmp (mode 711) linking the repository's app and migrations.
+
+    ``pulumi_project`` links the program too (Pulumi.yaml, __main__.py, components, the
+    policy pack, the pipeline, the virtualenv), so the real CLI can run the stack there.
+    """
     root = Path(tempfile.mkdtemp(prefix="bg-"))
     root.chmod(0o711)
-    for name in ("app", "migrations"):
+    for name in ("app", "migrations", *(PROGRAM_FILES if pulumi_project else ())):
         os.symlink(REPO / name, root / name)
     project = LocalProject(root, stack)
     try:

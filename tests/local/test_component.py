@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,7 @@ def test_bad_local_config_registers_nothing(changes: dict[str, Any], message: st
 def test_contract_inputs_parse_back_to_the_same_config() -> None:
     stack = run(live_color="green", blue_version="2.0.0")
     route = next(r for r in stack.resources if r.name == "dev-bluegreen-live-route")
-    parsed = StackConfig.parse(route.inputs["config"], route.inputs["stack"])
+    parsed = StackConfig.parse(json.loads(route.inputs["config"]), route.inputs["stack"])
     assert parsed.live_color == "green" and parsed.blue_version == "2.0.0"
 
 

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from components.local.component import PROVIDERS, part_inputs
+from components.local.providers import config_json
 from components.local.runtime import SwitchRefusedError
 from tests.local.sandbox import LocalProject
 
@@ -45,7 +46,7 @@ def test_providers_create_update_and_delete_the_environment(local_project: Local
     PROVIDERS["blue"]().delete("id", upgraded["blue"])
     with pytest.raises(SwitchRefusedError):
         PROVIDERS["live-route"]().update(
-            "id", flipped["live-route"], upgraded["live-route"] | {"config": config.to_raw()}
+            "id", flipped["live-route"], upgraded["live-route"] | {"config": config_json(config)}
         )
     assert httpx.get(live_url).headers["X-App-Color"] == "green"
 

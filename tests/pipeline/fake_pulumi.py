@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import semver
+import yaml
 from pulumi.automation._cmd import CommandResult, OnOutput, PulumiCommand
 from pulumi.automation.errors import create_command_error
 
@@ -19,14 +21,24 @@ HISTORY_TIME = "2026-01-01T12:00:00.000Z"
 
 
 class FakePulumiCommand(PulumiCommand):
-    def __init__(self, config: Mapping[str, Any], metrics: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, config: Mapping[str, Any], metrics: Mapping[str, Any] | None = None, stack_file: Path | None = None
+    ) -> None:
         self.command = "pulumi"
         self.version = semver.VersionInfo.parse("3.272.0")
         self.config: dict[str, dict[str, Any]] = {k: {"value": str(v), "secret": False} for k, v in config.items()}
+        # Like the CLI, config changes are written to the stack file (the target reads it back).
+        self.stack_file = stack_file
+        self._save()
         self.metrics = dict(metrics or {"source": "cloudwatch"})
         self.calls: list[list[str]] = []
         self.fail_up = 0
         self.applied: list[dict[str, str]] = []
+
+    def _save(self) -> None:
+        if self.stack_file is not None:
+            doc = {"config": {k: v["value"] for k, v in self.config.items()}}
+            self.stack_file.write_text(yaml.safe_dump(doc))
 
     def _outputs(self) -> dict[str, Any]:
         conf = {k.split(":", 1)[1]: v["value"] for k, v in self.config.items() if k.startswith("bluegreen:")}
@@ -72,9 +84,11 @@ class FakePulumiCommand(PulumiCommand):
             for flag, pair in zip(pairs[::2], pairs[1::2], strict=True):
                 key, value = pair.split("=", 1)
                 self.config[key] = {"value": value, "secret": flag == "--secret"}
+            self._save()
             return ok
         if args[:2] == ["config", "rm"]:
             self.config.pop(args[2], None)
+            self._save()
             return ok
         if args[:1] == ["up"]:
             if on_output:
