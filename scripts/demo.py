@@ -22,12 +22,14 @@ from typing import Any
 
 import psycopg
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from components.config import ConfigError
 from components.local.runtime import LocalTargetError
 from scripts.load import LoadStats, SteadyLoad, rollback_reaction
 from scripts.pipeline import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from scripts.targets import TargetError, open_target
 from scripts.targets.local import LocalTarget
 
 
@@ -59,9 +61,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.rate <= 0 or args.rate > 500:
             raise ConfigError(f"--rate {args.rate:g} is invalid: 1-500 requests/s")
         env = target.environment(progress=lambda line: console.log(line))
-        console.rule(f"bringing stack {args.stack} up")
-        env.up()
-    except (ConfigError, LocalTargetError) as exc:
+        applier = open_target(args.stack, args.project_dir)
+        console.rule(f"bringing stack {args.stack} up through {applier.path}")
+        if isinstance(applier, LocalTarget):
+            env.up()
+        else:
+            applier.apply({}, progress=lambda line: console.log(escape(line)) if line.strip() else None)
+    except (ConfigError, LocalTargetError, TargetError) as exc:
         console.print(f"[red]error:[/] {exc}")
         return EXIT_BAD_INPUT
 

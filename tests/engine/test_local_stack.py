@@ -9,6 +9,9 @@ file holds.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +20,9 @@ import httpx
 import pytest
 
 from components.local.processes import port_in_use
+from scripts.engine import engine_env, pulumi_executable
 from scripts.load import SteadyLoad
+from scripts.targets.local_engine import LocalEngineTarget
 from tests.engine.conftest import Cli
 
 pytestmark = pytest.mark.e2e
@@ -106,4 +111,37 @@ def test_a_bare_flip_to_a_stopped_colour_starts_it_first_and_stops_the_old_one_a
     assert set(after) == {"green"}, after
     assert env.apps["blue"].record() is None, "the old colour is stopped once the route left it"
     assert env.apps["green"].record() is not None
+    cli.run("preview", "--non-interactive", "--expect-no-changes")
+
+
+def test_a_killed_pulumi_up_does_not_wedge_the_stack(new_stack: Callable[..., Cli]) -> None:
+    cli = new_stack()
+    cli.up()
+    cli.set("live_color", "green")
+    locks = cli.root / ".bluegreen" / "pulumi-state" / ".pulumi" / "locks"
+    argv = [str(pulumi_executable()), "up", "--yes", "--skip-preview", "--non-interactive", "-s", cli.project.stack]
+    update = subprocess.Popen(
+        argv,
+        cwd=cli.root,
+        env=engine_env(cli.root),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not list(locks.glob("**/*.json")) and update.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert update.poll() is None, "the update ended before it could be interrupted"
+    os.killpg(update.pid, signal.SIGKILL)
+    update.wait(10)
+    assert list(locks.glob("**/*.json")), "a killed update leaves its lock behind"
+    refused = cli.run("up", "--yes", "--skip-preview", "--non-interactive", check=False)
+    assert refused.returncode != 0 and "locked" in refused.stdout + refused.stderr
+
+    # The pipeline clears a lock whose process is gone, and the flip goes through.
+    seen: list[str] = []
+    outputs = LocalEngineTarget(cli.project.stack, cli.root).apply({"live_color": "green"}, progress=seen.append)
+    assert outputs["live_color"] == "green"
+    assert any("stale engine lock" in line for line in seen)
+    assert httpx.get(outputs["live_url"]).headers["X-App-Color"] == "green"
     cli.run("preview", "--non-interactive", "--expect-no-changes")

@@ -20,7 +20,8 @@ from components.local.runtime import LocalEnvironment
 from scripts.__main__ import main
 from scripts.load import LoadStats, SteadyLoad, rollback_reaction
 from scripts.lock import StackLock
-from tests.local.sandbox import LocalProject
+from scripts.targets import ENGINE_ENV
+from tests.local.sandbox import LocalProject, scratch_project
 
 pytestmark = pytest.mark.e2e
 
@@ -188,10 +189,24 @@ def test_gradual_switch_rollback_smoke_and_monitor_commands(local_project: Local
     assert status["last_decision"]["kind"] == "rollback" and "test" in status["last_decision"]["message"]
 
 
-def test_demo_tells_the_whole_story(local_project: LocalProject, capsys) -> None:
-    """The README's run command on a stack shaped like dev: a release goes live, the faulty one rolls back."""
+@pytest.mark.parametrize("path", ["runtime", "pulumi"])
+def test_demo_tells_the_whole_story(path: str, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's run command on a stack shaped like dev: a release goes live, the faulty one rolls back.
+
+    On both paths: ``pulumi`` is what ``make demo`` takes where the CLI is (the project is
+    a whole Pulumi project), ``runtime`` what it takes without one.
+    """
+    monkeypatch.setenv(ENGINE_ENV, path)
+    with scratch_project(pulumi_project=path == "pulumi") as local_project:
+        told = demo_story(local_project, capsys)
+    assert ("through the Pulumi engine" in told) == (path == "pulumi")
+
+
+def demo_story(local_project: LocalProject, capsys) -> str:
+    """Run the demo on the project and check its story; what it printed."""
     dev = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
-    (local_project.root / "smoke.yaml").symlink_to(REPO / "smoke.yaml")
+    if not (local_project.root / "smoke.yaml").exists():
+        (local_project.root / "smoke.yaml").symlink_to(REPO / "smoke.yaml")
     local_project.write(
         monitor=dev["bluegreen:monitor"],
         scale_down_delay_s=dev["bluegreen:scale_down_delay_s"],
@@ -206,3 +221,4 @@ def test_demo_tells_the_whole_story(local_project: LocalProject, capsys) -> None
     bad = json.loads((reports / "deploy-2.1.0.json").read_text())
     assert (good["outcome"], bad["outcome"]) == ("released", "rolled back")
     assert local_project.config().live_color == "green"
+    return out
