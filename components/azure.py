@@ -596,6 +596,7 @@ class AzureBlueGreen(pulumi.ComponentResource):
         config, settings = self._config, self._settings
         version = config.version_of(color)
         probe_get = {"path": config.health_path, "port": config.app_port, "scheme": "HTTP"}
+        ready_get = {**probe_get, "path": config.readiness_path}
         return app.ContainerApp(
             f"{name}-{color}-app",
             container_app_name=f"{prefix}-{color}",
@@ -641,7 +642,7 @@ class AzureBlueGreen(pulumi.ComponentResource):
                         ],
                         "probes": [
                             {"type": "Liveness", "http_get": probe_get, "period_seconds": 10, "failure_threshold": 3},
-                            {"type": "Readiness", "http_get": probe_get, "period_seconds": 5, "failure_threshold": 2},
+                            {"type": "Readiness", "http_get": ready_get, "period_seconds": 5, "failure_threshold": 2},
                         ],
                     }
                 ],

@@ -14,6 +14,7 @@ import ipaddress
 import itertools
 import json
 import re
+import shlex
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -97,6 +98,10 @@ class StackConfig:
     app_port: int = 8080
     listen_port: int = 80
     health_path: str = "/healthz"
+    # The readiness check before a switch; empty: health_path.
+    ready_path: str = ""
+    # How long a starting colour may take to answer health_path.
+    startup_timeout_s: int = 30
     preview_port: int = 8443
     preview_cidrs: tuple[str, ...] = ("10.0.0.0/8",)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
@@ -104,6 +109,8 @@ class StackConfig:
     scale_down_delay_s: int = 300
     db: DbConfig = field(default_factory=DbConfig)
     app_command: str = DEFAULT_APP_COMMAND
+    # The app's smoke checks, relative to the project directory (``--file`` overrides).
+    smoke_file: str = "smoke.yaml"
     # The object under ``bluegreen:<cloud>`` (e.g. existing VPC ids, a certificate);
     # validated by that cloud's module, so this model stays cloud-neutral.
     cloud_settings: Mapping[str, Any] = field(default_factory=dict)
@@ -162,6 +169,11 @@ class StackConfig:
         if color == self.live_color or self.warm_idle or self.traffic_percent(color) > 0:
             return self.capacity
         return self.idle_capacity
+
+    @property
+    def readiness_path(self) -> str:
+        """``ready_path``, or ``health_path`` when none is set."""
+        return self.ready_path or self.health_path
 
     def app_command_for(self, color: str, port: int, python: str) -> str:
         """The local ``app_command`` with its placeholders filled for one colour."""
@@ -356,7 +368,11 @@ class _Parser:
             live_traffic_percent=live_traffic_percent,
             app_port=app_port,
             listen_port=listen_port,
-            health_path=self.text("health_path", d.health_path, r"/[A-Za-z0-9_.~/\-]*", "an absolute URL path"),
+            health_path=self.text("health_path", d.health_path, URL_PATH, "an absolute URL path"),
+            ready_path=self.text("ready_path", d.ready_path, URL_PATH, "an absolute URL path (empty: health_path)")
+            if self.raw.get("ready_path") not in (None, "")
+            else "",
+            startup_timeout_s=self.integer("startup_timeout_s", d.startup_timeout_s, 1, 3600, "1-3600 seconds"),
             preview_port=preview_port,
             preview_cidrs=preview_cidrs,
             monitor=self.monitor(),
@@ -364,6 +380,7 @@ class _Parser:
             scale_down_delay_s=self.integer("scale_down_delay_s", d.scale_down_delay_s, 0, 86400, "0-86400 seconds"),
             db=db,
             app_command=self.app_command(d.app_command),
+            smoke_file=self.text("smoke_file", d.smoke_file, r"[^\x00]{1,1024}", "a YAML file path (1-1024 chars)"),
             cloud_settings=cloud_settings,
             previews=previews,
         )
@@ -491,7 +508,31 @@ class _Parser:
                 value,
                 f"must contain {{port}} and may use only {', '.join('{' + f + '}' for f in APP_COMMAND_FIELDS)}",
             )
+        try:
+            _, argv = split_command(value)
+        except ValueError as exc:
+            raise self._fail("app_command", value, f"must read as a shell line ({exc})") from None
+        if not argv:
+            raise self._fail("app_command", value, "names no program after its NAME=value words")
         return value
+
+
+URL_PATH = r"/[A-Za-z0-9_.~/\-]*"
+_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
+
+
+def split_command(line: str) -> tuple[dict[str, str], list[str]]:
+    """A command line as a shell reads it: leading ``NAME=value`` words, then the argv (``shlex``).
+
+    ``PYTHONPATH=/srv/app gunicorn -b 127.0.0.1:{port} app:wsgi`` gives
+    ``({"PYTHONPATH": "/srv/app"}, ["gunicorn", "-b", ...])``. Raises ValueError on bad quoting.
+    """
+    words = shlex.split(line)
+    env: dict[str, str] = {}
+    while words and (match := _ASSIGNMENT.fullmatch(words[0])):
+        env[match.group(1)] = match.group(2)
+        words.pop(0)
+    return env, words
 
 
 def _as_int(value: Any, lo: int, hi: int | None, fail: Callable[[Any, str], ConfigError]) -> int:

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from components.config import COLORS, ConfigError
+from components.config import COLORS, ConfigError, StackConfig
 from components.migrations import MigrationError
 from scripts import demo
 from scripts.decision import PROMOTE, ROLLBACK
@@ -45,7 +45,7 @@ def add_commands(subparsers: Any) -> None:
 
     smoke = command("smoke", "run the YAML smoke checks against a colour's route", cmd_smoke)
     smoke.add_argument("--color", choices=COLORS, help="colour to check (default: the idle colour)")
-    smoke.add_argument("--file", default=None, help="smoke checks file (default: smoke.yaml at the project root)")
+    smoke.add_argument("--file", default=None, help="smoke checks file (default: the stack's smoke_file)")
     switch = command("switch", "set live_color and apply, then verify traffic moved", cmd_switch)
     switch.add_argument("--to", required=True, choices=COLORS, help="the colour to make live")
     monitor = command("monitor", "watch the live colour; roll back on breach", cmd_monitor)
@@ -53,7 +53,7 @@ def add_commands(subparsers: Any) -> None:
     rollback.add_argument("--reason", default="requested by hand", help="recorded with the rollback")
     deploy = command("deploy", "release a version: migrate, idle gets it, smoke, switch, monitor", cmd_deploy)
     deploy.add_argument("--version", required=True, help="the version (image tag / app version) to release")
-    deploy.add_argument("--file", default=None, help="smoke checks file (default: smoke.yaml)")
+    deploy.add_argument("--file", default=None, help="smoke checks file (default: the stack's smoke_file)")
     # ``status`` (with --json) comes from the local CLI; one handler serves every target: the
     # local runtime's view plus the contract outputs, health and the last decision.
     subparsers.choices["status"].set_defaults(handler=cmd_status)
@@ -69,7 +69,11 @@ def _fail(console: Console, exc: BaseException) -> int:
 
 
 def _smoke_file(args: argparse.Namespace) -> Path:
-    return Path(args.file) if getattr(args, "file", None) else Path(args.project_dir) / "smoke.yaml"
+    """``--file``, else the stack's ``smoke_file`` (relative to the project directory)."""
+    if getattr(args, "file", None):
+        return Path(args.file)
+    configured = StackConfig.from_stack_file(args.stack, args.project_dir).smoke_file
+    return Path(args.project_dir) / configured
 
 
 class _Run:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shlex
 import shutil
 import socket
 import subprocess
@@ -33,7 +32,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from components.config import StackConfig
+from components.config import StackConfig, split_command
 from components.migrations import Migration, MigrationError, load_migrations
 from policies.analyzer import analyze, statements_of
 from scripts.smoke import SmokeRunner, SmokeSuite, load_suite
@@ -194,13 +193,14 @@ def live_release(
     command: str, environment: Mapping[str, str], port: int, cwd: Path, health_path: str, log: Path
 ) -> Iterator[str]:
     """Start the live version's command against the scratch database; yield its base URL."""
+    assignments, argv = split_command(command)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FAULT_", "PG"))}
+    # The command's own NAME=value words first: the scratch DATABASE_URL must win over any.
+    env.update(assignments)
     env.update(environment)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH")]))
     with log.open("w") as out:
-        process = subprocess.Popen(
-            shlex.split(command), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + APP_START_TIMEOUT_S

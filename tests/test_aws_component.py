@@ -253,3 +253,9 @@ def test_prod_stack_file_builds() -> None:
     run = run_stack(bluegreen, stack="prod", provider_config=provider)
     assert run.one(LISTENER, "prod-listener").inputs["protocol"] == "HTTPS"
     assert run.one("aws:rds/instance:Instance").inputs["multiAz"] is True
+
+
+def test_target_groups_check_the_configured_health_path() -> None:
+    run = aws_stack(health_path="/livez", ready_path="/ready")
+    groups = run.of_type("aws:lb/targetGroup:TargetGroup")
+    assert len(groups) == 2 and {g.inputs["healthCheck"]["path"] for g in groups} == {"/livez"}

@@ -391,3 +391,13 @@ def test_every_property_name_is_one_the_installed_sdk_knows() -> None:
     azure = [r for r in run.resources if not r.type.startswith("pulumi-python:dynamic")]
     unknown = {found for r in azure for found in snake_case_keys(r.inputs, r.type)}
     assert unknown == set()
+
+
+def test_probes_follow_health_path_and_ready_path() -> None:
+    run = azure_stack(health_path="/livez", ready_path="/ready")
+    (gateway,) = run.of_type("azure-native:network:ApplicationGateway")
+    assert [p["path"] for p in gateway.inputs["probes"]] == ["/livez"]
+    for color in ("blue", "green"):
+        (container,) = app_of(run, color).inputs["template"]["containers"]
+        probes = {p["type"]: p["httpGet"]["path"] for p in container["probes"]}
+        assert probes == {"Liveness": "/livez", "Readiness": "/ready"}

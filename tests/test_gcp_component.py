@@ -400,3 +400,11 @@ def test_bare_network_names_mean_this_project() -> None:
             "subnetwork": "projects/shop-prod-1234/regions/europe-west1/subnetworks/apps",
         }
     ]
+
+
+def test_cloud_run_probes_follow_the_configured_health_path() -> None:
+    run = gcp_stack(health_path="/livez", ready_path="/ready")
+    for service in run.of_type("gcp:cloudrunv2/service:Service"):
+        (container,) = service.inputs["template"]["containers"]
+        assert container["startupProbe"]["httpGet"]["path"] == "/livez"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/livez"

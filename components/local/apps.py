@@ -11,7 +11,7 @@ old one is stopped only once the new one answers.
 from __future__ import annotations
 
 import os
-import shlex
+import re
 import subprocess
 import sys
 import time
@@ -21,12 +21,20 @@ from pathlib import Path
 
 import httpx
 
+from components.config import split_command
 from components.local.processes import ProcessRecord, listens_on
 from components.local.state import StateDir
 
 
 class AppProcessError(RuntimeError):
     """A colour's process did not start or did not become healthy."""
+
+
+START_MARKER = "---"  # the line the runtime writes into a colour's log before each start
+# The first line that looks like a cause: a traceback, or an error/exception/fatal word.
+CAUSE_LINE = re.compile(r"^Traceback \(most recent call last\)|\b(error|exception|fatal|critical)\b", re.IGNORECASE)
+CAUSE_LINES = 20
+TAIL_LINES = 15
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,9 @@ class AppSpec:
     port: int
     command: str
     environment: Mapping[str, str]
+    # Where the start-up wait asks (the stack's health_path); not part of the fingerprint:
+    # a new probe path is no reason to restart a running app.
+    health_path: str = "/healthz"
 
     def fingerprint(self) -> dict[str, object]:
         return {"version": self.version, "port": self.port, "command": self.command, "env": dict(self.environment)}
@@ -116,13 +127,16 @@ class AppProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FAULT_", "PG"))}
         env.update(spec.environment)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.project_root), env.get("PYTHONPATH")]))
+        assignments, argv = split_command(spec.command)  # validated with the config
+        env.update(assignments)  # the command's own NAME=value words win, as in a shell
         self.state.logs_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
-            log.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {spec.color} {spec.version}\n".encode())
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+            log.write(f"{START_MARKER} {stamp} starting {spec.color} {spec.version}\n".encode())
             log.flush()
             try:
                 process = subprocess.Popen(
-                    shlex.split(spec.command),
+                    argv,
                     cwd=self.project_root,
                     env=env,
                     stdin=subprocess.DEVNULL,
@@ -135,24 +149,28 @@ class AppProcess:
         return ProcessRecord.of(process.pid)
 
     def wait_healthy(self, spec: AppSpec, record: ProcessRecord, timeout_s: float) -> None:
-        """Healthy = the new process itself listens on the port and ``/healthz`` answers 200."""
+        """Healthy = the new process itself listens on the port and ``health_path`` answers 200."""
         port = spec.port
         deadline = time.monotonic() + timeout_s
         last = "no answer"
         while time.monotonic() < deadline:
             if not record.alive():
                 raise AppProcessError(
-                    f"{self.color}: the app exited during start-up; last lines of {self.log_file}:\n{self.log_tail()}"
+                    f"{self.color}: the app exited during start-up; from {self.log_file}:\n{self.start_failure()}"
                 )
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1.0)
+                response = httpx.get(f"http://127.0.0.1:{port}{spec.health_path}", timeout=1.0)
                 if response.status_code == 200 and listens_on(record.pid, port):
                     return
                 last = f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:
                 last = type(exc).__name__
             time.sleep(0.1)
-        raise AppProcessError(f"{self.color}: not healthy on port {port} after {timeout_s:.0f}s ({last})")
+        cause = self.start_failure(errors_only=True)
+        raise AppProcessError(
+            f"{self.color}: not healthy on port {port} after {timeout_s:.0f}s ({last})"
+            + (f"; from {self.log_file}:\n{cause}" if cause else "")
+        )
 
     def stop(self, timeout_s: float = 15.0) -> bool:
         record = self.record()
@@ -160,11 +178,27 @@ class AppProcess:
         self._remember(None, None)
         return stopped
 
-    def log_tail(self, lines: int = 15) -> str:
+    def start_failure(self, errors_only: bool = False) -> str:
+        """What this start logged, from its first error on: the cause, not only the traceback's tail.
+
+        A failing server often prints the cause once (``Error: ...``) and then a long
+        traceback of its own; the last lines alone would cut the cause off.
+        """
         try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+            text = self.log_file.read_text(errors="replace")
         except OSError:
-            return "(no log)"
+            return "" if errors_only else "(no log)"
+        lines = text.splitlines()
+        start = max((i for i, line in enumerate(lines) if line.startswith(START_MARKER)), default=-1) + 1
+        lines = lines[start:]
+        first = next((i for i, line in enumerate(lines) if CAUSE_LINE.search(line)), None)
+        if first is None:
+            return "" if errors_only else "\n".join(lines[-TAIL_LINES:]) or "(the app printed nothing)"
+        shown = lines[first : first + CAUSE_LINES]
+        rest = lines[first + CAUSE_LINES :]
+        if rest:
+            shown += [f"... ({len(rest)} more lines; the last:)", *rest[-TAIL_LINES // 3 :]]
+        return "\n".join(shown)
 
 
 def default_python() -> str:

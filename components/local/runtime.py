@@ -287,7 +287,8 @@ class LocalEnvironment:
             "APP_THREADS": str(self.settings.app_threads),
             **self.settings.faults_for(version).environment(),
         }
-        return AppSpec(color, version, port, self.config.app_command_for(color, port, self.python), environment)
+        command = self.config.app_command_for(color, port, self.python)
+        return AppSpec(color, version, port, command, environment, health_path=self.config.health_path)
 
     # -- pieces ----------------------------------------------------------------------
 
@@ -334,7 +335,7 @@ class LocalEnvironment:
         if app.record() and app.running_spec() != spec.fingerprint() and not overlap:
             haproxy.set_server_state(color, "drain")
         self.progress(f"{color}: ensuring {spec.version} on port {spec.port}")
-        result = app.ensure(spec, overlap=overlap)
+        result = app.ensure(spec, overlap=overlap, timeout_s=self.config.startup_timeout_s)
         haproxy.set_server_state(color, "ready")
         status = haproxy.wait_health(color, want_up=True, timeout_s=15.0)
         if status != "UP":
@@ -351,7 +352,7 @@ class LocalEnvironment:
         app = self.apps[color]
         if not app.record():
             raise SwitchRefusedError(f"refusing to switch to {color}: its app process is not running")
-        url = f"http://127.0.0.1:{self.ports.apps[color]}/readyz"
+        url = f"http://127.0.0.1:{self.ports.apps[color]}{self.config.readiness_path}"
         try:
             response = httpx.get(url, timeout=3.0)
         except httpx.HTTPError as exc:

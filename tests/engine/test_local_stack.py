@@ -14,7 +14,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,6 +23,7 @@ from scripts.engine import engine_env, pulumi_executable
 from scripts.load import SteadyLoad
 from scripts.targets.local_engine import LocalEngineTarget
 from tests.engine.conftest import Cli
+from tests.local.sandbox import children
 
 pytestmark = pytest.mark.e2e
 
@@ -43,19 +43,6 @@ def flip_under_load(cli: Cli, to: str) -> tuple[int, int, dict[str, int]]:
     finally:
         stats = load.stop()
     return stats.sent, stats.failed, stats.between(switched_at, 1e9).by_color()
-
-
-def children(pid: int) -> list[int]:
-    """Direct child processes of ``pid``, from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def test_up_from_nothing_flip_refresh_destroy(new_stack: Callable[..., Cli]) -> None:

@@ -56,6 +56,19 @@ def free_ports(count: int, consecutive: int = 1) -> list[int]:
                 sock.close()
 
 
+def children(pid: int) -> list[int]:
+    """Direct child processes of ``pid``, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 class LocalProject:
     """A throwaway project root with one local stack file."""
 
@@ -75,6 +88,7 @@ class LocalProject:
             "listen_port": listen,
             "preview_port": preview,
             "preview_cidrs": ["127.0.0.1/32"],
+            "ready_path": "/readyz",  # the example app's readiness (database and schema)
             "local": {"app_workers": 1, "app_threads": 4},
         }
         self.initial = dict(self.values)

@@ -191,3 +191,16 @@ def test_bad_file_names_the_line(tmp_path, text, line, message) -> None:
         load_suite(path)
     assert f"{path}:{line}:" in str(caught.value)
     assert message in str(caught.value)
+
+
+def test_the_smoke_file_comes_from_the_stack_config_unless_file_is_given(tmp_path) -> None:
+    import argparse
+
+    from scripts.pipeline_cli import _smoke_file
+
+    (tmp_path / "Pulumi.s.yaml").write_text("config:\n  bluegreen:smoke_file: checks/app-smoke.yaml\n")
+    args = argparse.Namespace(stack="s", project_dir=str(tmp_path), file=None)
+    assert _smoke_file(args) == tmp_path / "checks" / "app-smoke.yaml"
+    assert _smoke_file(argparse.Namespace(stack="s", project_dir=str(tmp_path), file="/x/y.yaml")) == Path("/x/y.yaml")
+    (tmp_path / "Pulumi.d.yaml").write_text("config:\n  bluegreen:cloud: local\n")
+    assert _smoke_file(argparse.Namespace(stack="d", project_dir=str(tmp_path), file=None)) == tmp_path / "smoke.yaml"
