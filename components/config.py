@@ -111,6 +111,8 @@ class StackConfig:
     app_command: str = DEFAULT_APP_COMMAND
     # The app's smoke checks, relative to the project directory (``--file`` overrides).
     smoke_file: str = "smoke.yaml"
+    # The app's SQL migrations, relative to the project directory; "" = the app has none.
+    migrations_dir: str = "migrations"
     # The object under ``bluegreen:<cloud>`` (e.g. existing VPC ids, a certificate);
     # validated by that cloud's module, so this model stays cloud-neutral.
     cloud_settings: Mapping[str, Any] = field(default_factory=dict)
@@ -169,6 +171,10 @@ class StackConfig:
         if color == self.live_color or self.warm_idle or self.traffic_percent(color) > 0:
             return self.capacity
         return self.idle_capacity
+
+    def migrations_location(self, project_dir: Path | str) -> Path | None:
+        """Where the app's migrations are, or None when it has none (``migrations_dir: ""``)."""
+        return Path(project_dir) / self.migrations_dir if self.migrations_dir else None
 
     @property
     def readiness_path(self) -> str:
@@ -380,6 +386,7 @@ class _Parser:
             scale_down_delay_s=self.integer("scale_down_delay_s", d.scale_down_delay_s, 0, 86400, "0-86400 seconds"),
             db=db,
             app_command=self.app_command(d.app_command),
+            migrations_dir=self.migrations_dir(d.migrations_dir),
             smoke_file=self.text("smoke_file", d.smoke_file, r"[^\x00]{1,1024}", "a YAML file path (1-1024 chars)"),
             cloud_settings=cloud_settings,
             previews=previews,
@@ -492,6 +499,12 @@ class _Parser:
             multi_az=_as_bool(sub("multi_az"), lambda v: self._fail("db.multi_az", v, "expected true or false")),
             ephemeral=_as_bool(sub("ephemeral"), lambda v: self._fail("db.ephemeral", v, "expected true or false")),
         )
+
+    def migrations_dir(self, default: str) -> str:
+        """Unlike other keys, an empty value is a choice here: the app has no migrations."""
+        if self.raw.get("migrations_dir") == "":
+            return ""
+        return self.text("migrations_dir", default, r"[^\x00]{1,1024}", "a directory path, or \"\" for none")
 
     def app_command(self, default: str) -> str:
         value = self.text("app_command", default)

@@ -24,8 +24,6 @@ import pulumi.dynamic
 from components.config import StackConfig
 from components.migrations import Migration, load_migrations
 
-# Relative to the project directory, where Pulumi runs the program.
-MIGRATIONS_DIRECTORY = Path("migrations")
 MIGRATION_TYPE = "pulumi-python:dynamic/bluegreen:Migration"
 
 # Inputs that identify what ran against the database; a change to any is a change of history.
@@ -89,10 +87,9 @@ class MigrationRecord(pulumi.dynamic.Resource, module="bluegreen", name="Migrati
         super().__init__(MigrationRecordProvider(), name, props, opts)
 
 
-def load_stack_migrations(directory: Path | None = None) -> list[Migration]:
-    """The ordered history, every header validated; no directory means no migrations."""
-    directory = directory or MIGRATIONS_DIRECTORY
-    return load_migrations(directory) if directory.is_dir() else []
+def load_stack_migrations(directory: Path | None) -> list[Migration]:
+    """The ordered history, every header validated; ``None`` (the app has none) or no directory: none."""
+    return load_migrations(directory) if directory is not None and directory.is_dir() else []
 
 
 def register_migrations(

@@ -1,4 +1,6 @@
-"""``python -m policies lint [PATHS] [--format text|json|sarif]``.
+"""``python -m policies lint [PATHS | --stack S] [--format text|json|sarif]``.
+
+With ``--stack`` (and no paths) it lints the stack's ``migrations_dir``.
 
 Exit codes follow the project: 0 clean (warnings allowed), 1 errors found,
 2 bad input (missing path, malformed migration header or name).
@@ -17,6 +19,11 @@ from policies.report import FORMATS, render, summary
 from policies.rules import RULES
 
 DEFAULT_PATHS = ("migrations",)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class StackFileError(RuntimeError):
+    """``--stack`` named a stack whose file is missing or invalid."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,8 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     lint = commands.add_parser("lint", help="lint migration files or directories")
     lint.add_argument(
-        "paths", nargs="*", default=list(DEFAULT_PATHS), help="files or directories (default: migrations)"
+        "paths", nargs="*", help="files or directories (default: the stack's migrations_dir, else migrations)"
     )
+    lint.add_argument("--stack", help="lint this stack's migrations_dir (reads Pulumi.<stack>.yaml)")
+    lint.add_argument("--project-dir", default=str(ROOT), help=argparse.SUPPRESS)
     lint.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     lint.add_argument("--list-rules", action="store_true", help="print every rule id with its recipe and exit")
     return parser
@@ -44,11 +53,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{rule.id:32} {rule.category:9} {rule.severity:8} {rule.title}")
         return 0
     try:
-        result = lint_paths([Path(p) for p in args.paths])
-    except (MigrationError, FileNotFoundError) as exc:
+        paths = [Path(p) for p in args.paths] or _stack_paths(args)
+        if not paths:
+            print(f"stack {args.stack}: migrations_dir is empty, the app has no migrations")
+            return 0
+        result = lint_paths(paths)
+    except (MigrationError, FileNotFoundError, StackFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(render(result, args.format))
     if args.format != "text":
         print(summary(result), file=sys.stderr)
     return 1 if result.errors else 0
+
+
+def _stack_paths(args: argparse.Namespace) -> list[Path]:
+    """The stack's ``migrations_dir`` (none when it is empty), or the default paths without --stack."""
+    if not args.stack:
+        return [Path(p) for p in DEFAULT_PATHS]
+    from components.config import ConfigError, StackConfig  # only here: plain lint starts without it
+
+    try:
+        config = StackConfig.from_stack_file(args.stack, args.project_dir)
+    except ConfigError as exc:
+        raise StackFileError(str(exc)) from exc
+    location = config.migrations_location(args.project_dir)
+    return [location] if location is not None else []

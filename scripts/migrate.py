@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url")
     parser.add_argument("--blue-version")
     parser.add_argument("--green-version")
-    parser.add_argument("--dir", default=str(DEFAULT_DIRECTORY), help="migrations directory")
+    parser.add_argument("--dir", default=None, help="migrations directory (default: the stack's migrations_dir)")
     args = parser.parse_args(argv)
     try:
         if args.stack:
@@ -155,11 +155,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             blue, green = args.blue_version or config.blue_version, args.green_version or config.green_version
+            location = config.migrations_location(ROOT)
+            if args.dir is None and location is None:
+                print(f"stack {args.stack}: migrations_dir is empty, the app has no migrations")
+                return 0
+            directory = Path(args.dir) if args.dir else location
         else:
+            directory = Path(args.dir) if args.dir else DEFAULT_DIRECTORY
             url, blue, green = args.database_url, args.blue_version, args.green_version
             if not (url and blue and green):
                 parser.error("give --stack, or all of --database-url, --blue-version, --green-version")
-        report = apply_migrations(url, blue, green, args.dir, progress=lambda m: print(m, file=sys.stderr))
+        report = apply_migrations(url, blue, green, directory, progress=lambda m: print(m, file=sys.stderr))
     except MigrationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -306,9 +306,11 @@ def check_pending_migrations(
     progress: Progress,
 ) -> GateResult:
     """Lint every migration, then rehearse the pending ones with the live release."""
-    directory = project_dir / "migrations"
+    directory = config.migrations_location(project_dir)
+    if directory is None:
+        return GateResult(True, ["no migrations (migrations_dir is empty)"])
     if not directory.is_dir():
-        return GateResult(True, ["no migrations directory"])
+        return GateResult(True, [f"no migrations directory {directory}"])
     try:
         migrations = load_migrations(directory)
     except MigrationError as exc:

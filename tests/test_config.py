@@ -174,3 +174,12 @@ def test_import_optional_hides_only_the_missing_module_itself(tmp_path: Path, mo
     assert import_optional("no_such_plugin_xyz") is None
     with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
         import_optional("plugin_with_bug")
+
+
+def test_migrations_dir_names_the_apps_migrations_and_empty_means_none(tmp_path: Path) -> None:
+    assert parse().migrations_dir == "migrations"
+    assert parse().migrations_location(tmp_path) == tmp_path / "migrations"
+    assert parse(migrations_dir="db/migrations").migrations_location(tmp_path) == tmp_path / "db" / "migrations"
+    none = parse(migrations_dir="")
+    assert none.migrations_dir == "" and none.migrations_location(tmp_path) is None
+    assert StackConfig.parse(none.to_raw(), "dev").migrations_location(tmp_path) is None  # survives a round trip

@@ -113,3 +113,17 @@ def test_lint_of_a_whole_directory_uses_history(tmp_path: Path) -> None:
     assert [(Path(f["file"]).name, f["rule"], f["statement"]) for f in findings] == [
         ("004_set_not_null.sql", "set-not-null-scan", "ALTER TABLE orders ALTER COLUMN note SET NOT NULL")
     ]
+
+
+def test_lint_follows_the_stacks_migrations_dir(tmp_path, capsys) -> None:
+    from policies.cli import main
+
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "001_drop.sql").write_text("-- bluegreen: expand\nALTER TABLE t DROP COLUMN c;\n")
+    (tmp_path / "Pulumi.a.yaml").write_text("config:\n  bluegreen:migrations_dir: sql\n")
+    (tmp_path / "Pulumi.none.yaml").write_text("config:\n  bluegreen:migrations_dir: ''\n")
+    assert main(["lint", "--stack", "a", "--project-dir", str(tmp_path)]) == 1
+    assert "001_drop.sql" in capsys.readouterr().out
+    assert main(["lint", "--stack", "none", "--project-dir", str(tmp_path)]) == 0
+    assert "no migrations" in capsys.readouterr().out
+    assert main(["lint", "--stack", "missing", "--project-dir", str(tmp_path)]) == 2

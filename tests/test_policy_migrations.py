@@ -118,7 +118,7 @@ def migrations_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory.mkdir()
     (directory / "001_create.sql").write_text(CREATE)
     (directory / "002_add_memo.sql").write_text(ADD_MEMO)
-    monkeypatch.setattr(migration_set, "MIGRATIONS_DIRECTORY", directory)
+    monkeypatch.chdir(tmp_path)  # the program reads migrations_dir (default "migrations") from there
     return directory
 
 
@@ -208,7 +208,18 @@ def test_the_example_service_migrations_pass() -> None:
     """The repository's own migrations/ (a full expand/backfill/contract cycle) under a real stack."""
     run = aws_stack()
     assert sorted(r.inputs["name"] for r in run.of_type(MIGRATION_TYPE)) == sorted(
-        p.name for p in migration_set.MIGRATIONS_DIRECTORY.glob("*.sql")
+        p.name for p in (Path(__file__).resolve().parents[1] / "migrations").glob("*.sql")
     )
     assert len(run.of_type(MIGRATION_TYPE)) >= 4
     assert violations(validate_migrations, from_run(run)) == []
+
+
+def test_migrations_dir_empty_registers_nothing_and_a_custom_one_its_files(
+    migrations_dir: Path, tmp_path: Path
+) -> None:
+    assert aws_stack(migrations_dir="").of_type(MIGRATION_TYPE) == []
+    custom = tmp_path / "db" / "sql"
+    custom.mkdir(parents=True)
+    (custom / "001_create.sql").write_text(CREATE)
+    run = aws_stack(migrations_dir="db/sql")
+    assert [r.inputs["name"] for r in run.of_type(MIGRATION_TYPE)] == ["001_create.sql"]

@@ -72,10 +72,10 @@ def part_inputs(config: StackConfig, project_root: Path) -> dict[str, dict[str, 
     # The config travels as JSON text: the engine hands dynamic providers every number as a
     # float (protobuf Struct), and ``app_workers: 2.0`` is not a valid worker count.
     base = {"project_root": str(env.project_root), "stack": config.stack, "config": config_json(config)}
-    directory = env.project_root / "migrations"
+    directory = config.migrations_location(env.project_root)
     migration_files = [
         {"name": m.name, "kind": m.kind, "after": m.after, "checksum": m.checksum}
-        for m in (load_migrations(directory) if directory.is_dir() else [])
+        for m in (load_migrations(directory) if directory is not None and directory.is_dir() else [])
     ]
     versions = {"blue": config.blue_version, "green": config.green_version}
     parts: dict[str, dict[str, Any]] = {

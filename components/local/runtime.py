@@ -389,8 +389,8 @@ class LocalEnvironment:
 
     def _migrate(self, before_apps: bool) -> list[str]:
         """Apply what the running colours allow; contracts wait until the old colour is gone."""
-        directory = self.project_root / "migrations"
-        if not directory.is_dir():
+        directory = self.config.migrations_location(self.project_root)
+        if directory is None or not directory.is_dir():
             return []
         from scripts.migrate import apply_migrations
 

@@ -105,9 +105,11 @@ class LocalTarget:
         from scripts.migrate import apply_migrations
 
         env = self.environment()
-        directory = self.project_dir / "migrations"
+        directory = self.config().migrations_location(self.project_dir)
+        if directory is None:
+            return "no migrations (migrations_dir is empty)"
         if not directory.is_dir():
-            return "no migrations directory"
+            return f"no migrations directory {directory}"
         if not env.postgres.running() or not env.haproxy.running():
             raise TargetError(
                 f"stack {self.stack!r} is not up (PostgreSQL or HAProxy not running): "

@@ -189,15 +189,16 @@ class PulumiStackTarget:
 
     def migrate(self, progress: Progress) -> str:
         """Cloud databases are private: migrations run where ``BLUEGREEN_DATABASE_URL`` reaches one."""
+        config = self.config()
+        directory = config.migrations_location(self.project_dir)
+        if directory is None:
+            return "no migrations (migrations_dir is empty)"
         url = os.environ.get(DATABASE_URL_ENV)
         if not url:
             return f"migrations not run: set {DATABASE_URL_ENV} to reach the stack's database from here"
         from scripts.migrate import apply_migrations
 
-        config = self.config()
-        report = apply_migrations(
-            url, config.blue_version, config.green_version, self.project_dir / "migrations", progress
-        )
+        report = apply_migrations(url, config.blue_version, config.green_version, directory, progress)
         return "migrations: " + report.summary()
 
     def outputs(self) -> Mapping[str, Any]:

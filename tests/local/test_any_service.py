@@ -1,8 +1,9 @@
-"""``app_command`` read like a shell line, and a failed start that shows its cause."""
+"""A service the tool knows nothing of: app_command as a shell line, probes and migrations from config."""
 
 from __future__ import annotations
 
 import httpx
+import psycopg
 import pytest
 
 from components.config import ConfigError, StackConfig, split_command
@@ -79,3 +80,13 @@ def test_a_service_with_its_own_probe_paths_comes_up_and_switches(local_project:
     with pytest.raises(SwitchRefusedError, match="/ready answered 404"):
         env.switch("blue")
     assert env.status()["live_color"] == "green"
+
+
+@pytest.mark.e2e
+def test_migrations_dir_empty_applies_nothing(local_project: LocalProject) -> None:
+    env = local_project.environment(local_project.write(migrations_dir="", ready_path="/healthz"))
+    actions = env.up()
+    assert actions["migrations"] == []
+    with psycopg.connect(env.database_url()) as conn:
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert tables == set(), "no migration ran, not even the runner's own history table"
