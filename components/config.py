@@ -375,9 +375,7 @@ class _Parser:
             app_port=app_port,
             listen_port=listen_port,
             health_path=self.text("health_path", d.health_path, URL_PATH, "an absolute URL path"),
-            ready_path=self.text("ready_path", d.ready_path, URL_PATH, "an absolute URL path (empty: health_path)")
-            if self.raw.get("ready_path") not in (None, "")
-            else "",
+            ready_path=self.text("ready_path", d.ready_path, f"({URL_PATH})?", "an absolute URL path, or empty"),
             startup_timeout_s=self.integer("startup_timeout_s", d.startup_timeout_s, 1, 3600, "1-3600 seconds"),
             preview_port=preview_port,
             preview_cidrs=preview_cidrs,
@@ -531,6 +529,7 @@ class _Parser:
 
 
 URL_PATH = r"/[A-Za-z0-9_.~/\-]*"
+NO_MIGRATIONS = "no migrations: migrations_dir is empty (the app has none)"
 _ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
 
 

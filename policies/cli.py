@@ -55,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         paths = [Path(p) for p in args.paths] or _stack_paths(args)
         if not paths:
-            print(f"stack {args.stack}: migrations_dir is empty, the app has no migrations")
+            from components.config import NO_MIGRATIONS  # already loaded by --stack
+
+            print(f"stack {args.stack}: {NO_MIGRATIONS}")
             return 0
         result = lint_paths(paths)
     except (MigrationError, FileNotFoundError, StackFileError) as exc:

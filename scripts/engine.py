@@ -21,6 +21,7 @@ provider; what they set is kept (see docs/engine.md).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -70,8 +71,6 @@ def _logged_in() -> bool:
     """``pulumi login`` leaves a current backend in ~/.pulumi/credentials.json."""
     home = Path(os.environ.get("PULUMI_HOME", Path.home() / ".pulumi"))
     try:
-        import json
-
         return bool(json.loads((home / "credentials.json").read_text()).get("current"))
     except (OSError, ValueError):
         return False

@@ -12,7 +12,7 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -20,6 +20,9 @@ from rich.table import Table
 
 from components.config import ConfigError, StackConfig
 from components.local.runtime import EnvironmentProblemError, LocalEnvironment, LocalTargetError
+
+if TYPE_CHECKING:
+    from scripts.targets.local_engine import LocalEngineTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -49,7 +52,7 @@ def add_commands(subparsers: Any) -> None:
         sub.set_defaults(handler=globals()[f"cmd_{name}"])
 
 
-def _engine_target(args: argparse.Namespace) -> Any:
+def _engine_target(args: argparse.Namespace) -> LocalEngineTarget | None:
     """The stack through the Pulumi engine when that is this project's path (see scripts.targets)."""
     from scripts.targets import local_path
 
@@ -73,10 +76,15 @@ def _engine_command(args: argparse.Namespace, console: Console, verb: str) -> in
         if target is None:
             return None
         console.print(f"stack {args.stack}: {verb} through {target.path}")
+
+        def show(line: str) -> None:
+            if line.strip():
+                console.log(escape(line))
+
         if verb == "up":
-            target.apply({}, progress=lambda line: console.log(escape(line)) if line.strip() else None)
+            target.apply({}, progress=show)
         else:
-            target.destroy(progress=lambda line: console.log(escape(line)) if line.strip() else None)
+            target.destroy(progress=show)
     except (ConfigError, TargetError) as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}")
         return EXIT_BAD_INPUT

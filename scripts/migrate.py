@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.stack:
-            from components.config import ConfigError, StackConfig
+            from components.config import NO_MIGRATIONS, ConfigError, StackConfig
             from components.local.runtime import LocalEnvironment, LocalTargetError
 
             try:
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             blue, green = args.blue_version or config.blue_version, args.green_version or config.green_version
             location = config.migrations_location(ROOT)
             if args.dir is None and location is None:
-                print(f"stack {args.stack}: migrations_dir is empty, the app has no migrations")
+                print(f"stack {args.stack}: {NO_MIGRATIONS}")
                 return 0
             directory = Path(args.dir) if args.dir else location
         else:

@@ -32,7 +32,8 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from components.config import StackConfig, split_command
+from components.config import NO_MIGRATIONS, StackConfig
+from components.local.apps import app_launch
 from components.migrations import Migration, MigrationError, load_migrations
 from policies.analyzer import analyze, statements_of
 from scripts.smoke import SmokeRunner, SmokeSuite, load_suite
@@ -193,12 +194,7 @@ def live_release(
     command: str, environment: Mapping[str, str], port: int, cwd: Path, health_path: str, log: Path
 ) -> Iterator[str]:
     """Start the live version's command against the scratch database; yield its base URL."""
-    assignments, argv = split_command(command)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAULT_", "PG"))}
-    # The command's own NAME=value words first: the scratch DATABASE_URL must win over any.
-    env.update(assignments)
-    env.update(environment)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH")]))
+    env, argv = app_launch(command, environment, cwd, command_wins=False)  # the scratch DATABASE_URL wins
     with log.open("w") as out:
         process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}"
@@ -308,7 +304,7 @@ def check_pending_migrations(
     """Lint every migration, then rehearse the pending ones with the live release."""
     directory = config.migrations_location(project_dir)
     if directory is None:
-        return GateResult(True, ["no migrations (migrations_dir is empty)"])
+        return GateResult(True, [NO_MIGRATIONS])
     if not directory.is_dir():
         return GateResult(True, [f"no migrations directory {directory}"])
     try:

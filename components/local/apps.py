@@ -37,6 +37,22 @@ CAUSE_LINES = 20
 TAIL_LINES = 15
 
 
+def app_launch(
+    command: str, environment: Mapping[str, str], cwd: Path, command_wins: bool = True
+) -> tuple[dict[str, str], list[str]]:
+    """The environment and argv an app command runs with (this machine's, minus fault and PG settings).
+
+    ``command_wins``: the command's own ``NAME=value`` words override ``environment``, as
+    in a shell; the rehearsal passes False so its scratch ``DATABASE_URL`` always wins.
+    """
+    assignments, argv = split_command(command)  # validated with the config
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FAULT_", "PG"))}
+    for layer in (environment, assignments) if command_wins else (assignments, environment):
+        env.update(layer)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH")]))
+    return env, argv
+
+
 @dataclass(frozen=True)
 class AppSpec:
     """Everything that decides whether a running colour must be restarted."""
@@ -124,11 +140,7 @@ class AppProcess:
         return new
 
     def _spawn(self, spec: AppSpec) -> ProcessRecord:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FAULT_", "PG"))}
-        env.update(spec.environment)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.project_root), env.get("PYTHONPATH")]))
-        assignments, argv = split_command(spec.command)  # validated with the config
-        env.update(assignments)  # the command's own NAME=value words win, as in a shell
+        env, argv = app_launch(spec.command, spec.environment, self.project_root)
         self.state.logs_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S")

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from components.config import NAMESPACE, ConfigError, StackConfig
+from components.config import NAMESPACE, NO_MIGRATIONS, ConfigError, StackConfig
 from components.local.haproxy import HaproxyError
 from components.local.runtime import LocalEnvironment, LocalTargetError
 from components.targets import contract_outputs
@@ -107,7 +107,7 @@ class LocalTarget:
         env = self.environment()
         directory = self.config().migrations_location(self.project_dir)
         if directory is None:
-            return "no migrations (migrations_dir is empty)"
+            return NO_MIGRATIONS
         if not directory.is_dir():
             return f"no migrations directory {directory}"
         if not env.postgres.running() or not env.haproxy.running():

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pulumi import automation as auto
 
-from components.config import NAMESPACE, StackConfig
+from components.config import NAMESPACE, NO_MIGRATIONS, StackConfig
 from scripts.engine import engine_env, pulumi_bin_dir
 from scripts.metrics import ColorHealth, HealthSource, MetricsSource, MetricsSourceError, metrics_source_for
 from scripts.targets import Progress, SharedDatabase, TargetError
@@ -164,11 +164,12 @@ class PulumiStackTarget:
         scalars = {k: v for k, v in changes.items() if not isinstance(v, list | tuple | Mapping)}
         if scalars:
             self._stack.set_all_config({f"{NAMESPACE}:{k}": _config_value(v) for k, v in scalars.items()})
+        current = self._raw_config() if len(scalars) < len(changes) else {}
         for key, value in changes.items():
             if key in scalars:
                 continue
             # A list that shrinks would keep its old tail: replace the whole key.
-            if key in self._raw_config():
+            if key in current:
                 self._stack.remove_config(f"{NAMESPACE}:{key}")
             paths = config_paths(f"{NAMESPACE}:{key}", value)
             self._stack.set_all_config({k: auto.ConfigValue(v) for k, v in paths.items()}, path=True)
@@ -192,7 +193,7 @@ class PulumiStackTarget:
         config = self.config()
         directory = config.migrations_location(self.project_dir)
         if directory is None:
-            return "no migrations (migrations_dir is empty)"
+            return NO_MIGRATIONS
         url = os.environ.get(DATABASE_URL_ENV)
         if not url:
             return f"migrations not run: set {DATABASE_URL_ENV} to reach the stack's database from here"
