@@ -109,8 +109,6 @@ def main_bench() -> int:
     console = Console()
     results = []
     with scratch_project(STACK, pulumi_project=args.path == "pulumi") as project:
-        if args.path == "runtime":
-            (project.root / "smoke.yaml").symlink_to(ROOT / "smoke.yaml")
         project.write(**stack_values(args))
         console.print(f"bringing up a local stack in {project.root} through the {args.path} path")
         if args.path == "pulumi":

@@ -166,6 +166,7 @@ class AwsBlueGreen(pulumi.ComponentResource):
                 "region": self.settings.region,
                 "load_balancer": self.load_balancer.arn_suffix,
                 "target_groups": {color: tg.arn_suffix for color, tg in self.target_groups.items()},
+                "listen_port": self.config.listen_port,  # the prod listener, read back to verify a switch
             },
         )
         self.outputs["database_endpoint"] = pulumi.Output.secret(self.database.address)

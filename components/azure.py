@@ -49,6 +49,7 @@ FLEXIBLE_STORAGE_SIZES_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 1638
 # Flexible Server SKU families and the tier each belongs to.
 FLEXIBLE_TIERS = {"B": "Burstable", "D": "GeneralPurpose", "E": "MemoryOptimized"}
 DEFAULT_DB_SKU = "Standard_D2ds_v5"
+PROD_RULE = "prod"  # the production listener and its routing rule (the switch)
 EPHEMERAL_DB_SKU = "Standard_B1ms"
 # Azure keeps Flexible Server backups at least this long; a review stack's shorter wish is raised to it.
 MIN_BACKUP_RETENTION_DAYS = 7
@@ -353,6 +354,7 @@ class AzureBlueGreen(pulumi.ComponentResource):
             "source": METRICS_SOURCE,
             "gateway_id": self.gateway.id,
             "pools": {color: _pool_name(color) for color in COLORS},
+            "prod_rule": PROD_RULE,  # read back to verify a switch
         }
         self.outputs = contract_outputs(config, live_url, preview_url, metrics)
         self.outputs["database_endpoint"] = pulumi.Output.secret(self.db_host)
@@ -686,7 +688,7 @@ class AzureBlueGreen(pulumi.ComponentResource):
                 "ssl_policy": {"policy_type": "Predefined", "policy_name": "AppGwSslPolicy20220101"},
                 "identity": {"type": "UserAssigned", "user_assigned_identities": [identity.id]},
             }
-        routes = {"prod": config.live_color, "preview": config.idle_color}
+        routes = {PROD_RULE: config.live_color, "preview": config.idle_color}
         return network.ApplicationGateway(
             f"{name}-gateway",
             application_gateway_name=gateway_name,

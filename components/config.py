@@ -31,8 +31,6 @@ NO_DATA_POLICIES = ("rollback", "hold", "pass")
 APP_COMMAND_FIELDS = ("port", "version", "color", "python")
 WORLD_CIDRS = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
-DEFAULT_APP_COMMAND = "{python} -m app --host 127.0.0.1 --port {port}"
-
 T = TypeVar("T")
 
 
@@ -108,7 +106,9 @@ class StackConfig:
     switch_steps: tuple[int, ...] = (100,)
     scale_down_delay_s: int = 300
     db: DbConfig = field(default_factory=DbConfig)
-    app_command: str = DEFAULT_APP_COMMAND
+    # Local target: the command that starts one colour of the app; "" = not set (the local
+    # target refuses to start without one; the example's is named by the dev stack).
+    app_command: str = ""
     # The app's smoke checks, relative to the project directory (``--file`` overrides).
     smoke_file: str = "smoke.yaml"
     # The app's SQL migrations, relative to the project directory; "" = the app has none.
@@ -506,6 +506,8 @@ class _Parser:
 
     def app_command(self, default: str) -> str:
         value = self.text("app_command", default)
+        if not value:
+            return ""
         try:
             fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
         except ValueError as exc:

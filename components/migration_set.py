@@ -81,6 +81,8 @@ class MigrationRecord(pulumi.dynamic.Resource, module="bluegreen", name="Migrati
             "after": migration.after,
             "sql": migration.sql,
             "checksum": migration.checksum,
+            # Where the file lives (the stack's migrations_dir), so violations name the real path.
+            "directory": config.migrations_dir,
             "blueVersion": config.blue_version,
             "greenVersion": config.green_version,
         }

@@ -13,6 +13,7 @@ pull-request-closed hook never fires.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,16 +32,20 @@ DEFAULT_PATHS = (
     "components/**",
     "policies/**",
     "migrations/**",
-    "app/**",
+    "examples/**",
 )
 # Run before every Deployments operation (PR preview, review stack, commit to main).
 # Deployments' own preview cannot take --policy-pack, so a preview with the pack comes
 # first and fails the deployment on a mandatory violation.
-PRE_RUN_COMMANDS = (
-    "python3 -m venv venv && venv/bin/pip install -q -r requirements.txt",
-    "venv/bin/python -m policies lint migrations",
-    'pulumi preview --stack "$PULUMI_CI_STACK" --policy-pack policies --non-interactive --diff',
-)
+def pre_run_commands(config: StackConfig) -> list[str]:
+    """Install, lint the app's migrations (``migrations_dir``; none when it is empty), preview with the pack."""
+    lint = [f"venv/bin/python -m policies lint {shlex.quote(config.migrations_dir)}"] if config.migrations_dir else []
+    return [
+        "python3 -m venv venv && venv/bin/pip install -q -r requirements.txt",
+        *lint,
+        'pulumi preview --stack "$PULUMI_CI_STACK" --policy-pack policies --non-interactive --diff',
+    ]
+
 SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|KEY|CREDENTIAL|PRIVATE", re.IGNORECASE)
 OIDC_FIELDS = {
     "aws": ("role_arn", "session_name"),
@@ -219,7 +224,7 @@ class DeploymentPreviews(pulumi.ComponentResource):
                     paths=list(settings.paths),
                 ),
                 operation_context=pulumiservice.DeploymentSettingsOperationContextArgs(
-                    pre_run_commands=list(PRE_RUN_COMMANDS),
+                    pre_run_commands=pre_run_commands(config),
                     environment_variables=settings.environment_variables or None,
                     oidc=_oidc(settings.oidc) if settings.credentials == "oidc" and settings.oidc else None,
                     options=pulumiservice.OperationContextOptionsArgs(

@@ -20,7 +20,7 @@ from components.migration_set import MIGRATION_TYPE
 from components.migrations import Migration
 from policies.analyzer import analyze
 
-MIGRATIONS_DIR = Path("migrations")
+MIGRATIONS_DIR = "migrations"  # records made before they carried their directory
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def _migration(resource: PolicyResource) -> Migration:
     name = str(props.get("name") or resource.name)
     return Migration(
         name=name,
-        path=MIGRATIONS_DIR / name,
+        path=Path(str(props.get("directory") or MIGRATIONS_DIR)) / name,
         kind=str(props.get("kind")),
         after=props.get("after") or None,
         sql=str(props.get("sql") or ""),

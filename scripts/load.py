@@ -3,8 +3,9 @@
 Open loop: request *i* is due at ``start + i / rate`` whatever happened to earlier
 ones, spread over a pool of keep-alive connections, so a slow backend or a stalled
 switch shows up as latency or failures instead of silently lowering the rate. Every
-answer is kept with the colour and version the service named (``X-App-Color`` /
-``X-App-Version``): that is how callers tell when traffic moved, how many requests
+answer is kept with the colour that served it (the header HAProxy adds per backend, or
+the service's own ``X-App-Color``) and the version the service names (``X-App-Version``,
+if it does): that is how callers tell when traffic moved, how many requests
 failed on the way, and whether any came from the wrong colour after a switch. Write
 mode creates orders and keeps their ids, so a test can prove the database kept every
 row written during a release.
@@ -29,9 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from components.local.haproxy import SERVED_BY_HEADER
+
 # Both releases of the example service accept this body: 1.x reads total_cents, 2.x total.
 ORDER_BODY = {"item": "load-test", "quantity": 1, "total": "12.50", "total_cents": 1250}
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+SERVED_BY = SERVED_BY_HEADER.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +212,7 @@ class SteadyLoad:
                     sent - self.started,
                     latency_ms,
                     response.status,
-                    headers.get("x-app-color"),
+                    headers.get(SERVED_BY) or headers.get("x-app-color"),
                     headers.get("x-app-version"),
                     order_id,
                 )

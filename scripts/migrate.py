@@ -1,138 +1,23 @@
-"""Apply the pending migrations in order, each in its own transaction.
+"""The migration runner's command line (the runner itself: :mod:`components.migration_runner`).
 
-Every applied file is recorded with its checksum in ``bluegreen_migrations``; a file
-changed after it was applied stops the run (exit 2) before anything else happens.
-A contract step runs only when :meth:`Migration.may_run_with` allows it for the
-versions both colours run; otherwise it stays pending, and so does every file after
-it (order is part of the contract).
-
-Statements that PostgreSQL refuses inside a transaction block (``CREATE INDEX
-CONCURRENTLY``, a ``DO`` block that ``COMMIT``\\ s between batches) go in a file whose
-header is followed by ``-- bluegreen-run: no-transaction``. Such a file runs statement
-by statement in autocommit mode and is recorded only after its last statement, so it
-must be written to be safe to run again (``IF NOT EXISTS``, idempotent batches).
-
-``python -m scripts.migrate --database-url URL --blue-version 1.0.0 --green-version 2.0.0``
-(or ``--stack dev`` for a local stack, which reads the URL and versions itself).
+``python -m scripts.migrate --stack dev`` applies a local stack's pending migrations
+(its ``migrations_dir``, database URL and versions read from the stack);
+``--database-url URL --blue-version 1.0.0 --green-version 2.0.0 --dir DIR`` any database.
+Exit 2 on a tampered history or an unreachable database.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import pglast
 import psycopg
 
-from components.migrations import Migration, MigrationError, load_migrations
+from components.migration_runner import apply_migrations
+from components.migrations import MigrationError
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DIRECTORY = ROOT / "migrations"
-NO_TRANSACTION = re.compile(r"^\s*--\s*bluegreen-run:\s*no-transaction\s*$", re.MULTILINE)
-LOCK_KEY = 0x6275_6C65  # pg_advisory_lock key: one migrator per database at a time
-
-HISTORY_DDL = """
-CREATE TABLE IF NOT EXISTS bluegreen_migrations (
-    name text PRIMARY KEY,
-    checksum text NOT NULL,
-    kind text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)
-"""
-
-
-@dataclass
-class MigrationReport:
-    """What one run did, for the caller's summary."""
-
-    applied: list[str] = field(default_factory=list)
-    already_applied: list[str] = field(default_factory=list)
-    pending: list[str] = field(default_factory=list)
-    held_back_by: str | None = None
-
-    def summary(self) -> str:
-        parts = [f"{len(self.applied)} applied", f"{len(self.already_applied)} already applied"]
-        if self.pending:
-            parts.append(f"{len(self.pending)} pending ({self.held_back_by})")
-        return ", ".join(parts)
-
-
-def runs_outside_transaction(migration: Migration) -> bool:
-    return bool(NO_TRANSACTION.search(migration.sql))
-
-
-def applied_checksums(conn: psycopg.Connection) -> dict[str, str]:
-    conn.execute(HISTORY_DDL)
-    return dict(conn.execute("SELECT name, checksum FROM bluegreen_migrations").fetchall())
-
-
-def verify_history(migrations: Sequence[Migration], applied: dict[str, str]) -> None:
-    """A changed or vanished applied file means the database and the repository disagree."""
-    by_name = {m.name: m for m in migrations}
-    for name, checksum in sorted(applied.items()):
-        migration = by_name.get(name)
-        if migration is None:
-            raise MigrationError(f"{name} was applied to this database but is missing from the migrations directory")
-        if migration.checksum != checksum:
-            raise MigrationError(
-                f"{name} changed after it was applied (checksum {checksum[:12]} in the database, "
-                f"{migration.checksum[:12]} on disk); never edit an applied migration, add a new file"
-            )
-
-
-def apply_migrations(
-    database_url: str,
-    blue_version: str,
-    green_version: str,
-    directory: Path | str = DEFAULT_DIRECTORY,
-    progress: Callable[[str], None] = lambda _msg: None,
-) -> MigrationReport:
-    """Apply what is pending and allowed; raise :class:`MigrationError` on a tampered history."""
-    migrations = load_migrations(directory)
-    report = MigrationReport()
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", [LOCK_KEY])
-        try:
-            applied = applied_checksums(conn)
-            verify_history(migrations, applied)
-            for index, migration in enumerate(migrations):
-                if migration.name in applied:
-                    report.already_applied.append(migration.name)
-                    continue
-                if not migration.may_run_with(blue_version, green_version):
-                    report.pending = [m.name for m in migrations[index:] if m.name not in applied]
-                    report.held_back_by = (
-                        f"{migration.name} is a contract step for releases >= {migration.after}; "
-                        f"blue runs {blue_version}, green runs {green_version}"
-                    )
-                    progress(f"holding back {migration.name}: {report.held_back_by}")
-                    break
-                progress(f"applying {migration.name} ({migration.kind})")
-                _apply_one(conn, migration)
-                report.applied.append(migration.name)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
-    return report
-
-
-def _apply_one(conn: psycopg.Connection, migration: Migration) -> None:
-    record = "INSERT INTO bluegreen_migrations (name, checksum, kind) VALUES (%s, %s, %s)"
-    values = [migration.name, migration.checksum, migration.kind]
-    try:
-        if runs_outside_transaction(migration):
-            for statement in pglast.split(migration.sql):
-                conn.execute(statement)
-            conn.execute(record, values)
-        else:
-            with conn.transaction():
-                conn.execute(migration.sql)
-                conn.execute(record, values)
-    except psycopg.Error as exc:
-        raise MigrationError(f"{migration.name} failed and was rolled back: {exc}".strip()) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,10 +46,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             directory = Path(args.dir) if args.dir else location
         else:
-            directory = Path(args.dir) if args.dir else DEFAULT_DIRECTORY
             url, blue, green = args.database_url, args.blue_version, args.green_version
-            if not (url and blue and green):
-                parser.error("give --stack, or all of --database-url, --blue-version, --green-version")
+            if not (url and blue and green and args.dir):
+                parser.error("give --stack, or all of --database-url, --blue-version, --green-version, --dir")
+            directory = Path(args.dir)
         report = apply_migrations(url, blue, green, directory, progress=lambda m: print(m, file=sys.stderr))
     except MigrationError as exc:
         print(f"error: {exc}", file=sys.stderr)

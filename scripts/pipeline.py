@@ -9,17 +9,18 @@ gradual switch) set through the target and applied.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from components.config import other_color
+from components.config import COLORS, other_color
 from scripts.decision import INCONCLUSIVE, PROMOTE, ROLLBACK, Check, Decision
 from scripts.metrics import ColorHealth
 from scripts.monitor import MonitorResult, watch
@@ -43,6 +44,10 @@ class ReleaseAborted(Exception):  # noqa: N818 - a control-flow signal, not an e
     """A step failed in a way that ends the release with exit code 1 (recorded already)."""
 
 
+class TrafficNotVerified(ReleaseAborted):
+    """The load balancer did not show the switch by the deadline: never promoted, rolled back."""
+
+
 class Pipeline:
     def __init__(
         self,
@@ -62,22 +67,44 @@ class Pipeline:
     # -- building blocks ----------------------------------------------------------------
 
     def wait_healthy(self, color: str) -> ColorHealth:
-        """Poll the load balancer's view until every target of ``color`` is up."""
+        """Poll until the load balancer counts every target of ``color`` up and it answers ``ready_path``.
+
+        The load balancer checks ``health_path`` (liveness); readiness (``ready_path``,
+        e.g. database and schema) is asked through the colour's own route, the preview
+        route while it is idle. Once live, a colour gets ``startup_timeout_s`` to be ready.
+        """
         deadline = time.monotonic() + self.options.health_timeout_s
+        ready_by: float | None = None
         last_detail = ""
         with self.console.status(f"waiting for {color} to be healthy") as status:
             while True:
                 health = self.target.health(color)
-                if health.ok:
+                detail = health.detail if not health.ok else self._not_ready(color)
+                if health.ok and detail is None:
                     self.record.note("healthy", health.detail, color=color, healthy=health.healthy, total=health.total)
                     return health
-                if health.detail != last_detail:
-                    status.update(f"waiting for {color} to be healthy: {health.detail}")
-                    last_detail = health.detail
-                if time.monotonic() >= deadline:
-                    self.record.note("unhealthy", f"{health.detail} after {self.options.health_timeout_s:g}s")
-                    raise ReleaseAborted(f"{color} did not become healthy: {health.detail}")
+                if health.ok and ready_by is None:
+                    ready_by = time.monotonic() + self.target.config().startup_timeout_s
+                if detail != last_detail:
+                    status.update(f"waiting for {color} to be healthy: {detail}")
+                    last_detail = detail
+                now = time.monotonic()
+                if now >= deadline or (ready_by is not None and now >= ready_by):
+                    waited = "startup_timeout_s" if ready_by is not None and now >= ready_by else "health timeout"
+                    self.record.note("unhealthy", f"{detail} (gave up: {waited})")
+                    raise ReleaseAborted(f"{color} did not become healthy and ready: {detail}")
                 self.sleep(1.0)
+
+    def _not_ready(self, color: str) -> str | None:
+        """None when ``color`` answers its readiness path with 200 through its route; else why not."""
+        config = self.target.config()
+        route = "preview_url" if color == config.idle_color else "live_url"
+        url = str(self.target.outputs()[route]).rstrip("/") + config.readiness_path
+        try:
+            answer = self.http.get(url)
+        except httpx.HTTPError as exc:
+            return f"{color}: readiness {url} unreachable ({type(exc).__name__})"
+        return None if answer.status_code == 200 else f"{color}: readiness {url} answered HTTP {answer.status_code}"
 
     def smoke(self, color: str) -> SmokeReport:
         """Run the smoke file against ``color``: the preview route if idle, the live route if live."""
@@ -106,31 +133,75 @@ class Pipeline:
         return report
 
     def verify_traffic(self, color: str, percent: int) -> dict[str, Any]:
-        """Sample the live route until it answers as ``color`` (all of it at 100%, some of it below)."""
-        config = self.target.config()
-        url = str(self.target.outputs()["live_url"]).rstrip("/") + config.health_path
+        """Ask the load balancer, never the app, whether production moved to ``color``.
+
+        Its route is read back (HAProxy's runtime map; the ALB listener; the URL map; the
+        gateway rule) and, where it names the colour that served each answer (a header
+        HAProxy adds), sampled answers must come from ``color``: all of them at 100%, some
+        of them below. The app's own colour, when it names one, must agree (a bonus check
+        that catches crossed ports). Not verified by the deadline: :class:`TrafficNotVerified`.
+        """
+        url = str(self.target.outputs()["live_url"]).rstrip("/") + self.target.config().health_path
         deadline = time.monotonic() + self.options.verify_timeout_s
-        while True:
-            answers: dict[str, int] = {}
-            for _ in range(self.options.verify_requests):
-                try:
-                    response = self.http.get(url)
-                    named = response.headers.get(COLOR_HEADER) or _json_color(response)
-                except httpx.HTTPError as exc:
-                    named = f"error:{type(exc).__name__}"
-                answers[named or "unnamed"] = answers.get(named or "unnamed", 0) + 1
-            ours = answers.get(color, 0)
-            if set(answers) == {"unnamed"}:
-                self.record.note("verify", f"the app does not name its colour ({COLOR_HEADER}); not verified")
-                return {"verified": False, "answers": answers}
-            moved = ours == self.options.verify_requests if percent == 100 else ours > 0
-            if moved:
-                self.record.note("verify", f"live route answers as {color}: {answers}", answers=answers)
-                return {"verified": True, "answers": answers}
-            if time.monotonic() >= deadline:
-                self.record.note("verify", f"traffic did not move to {color}: {answers}", answers=answers)
-                raise ReleaseAborted(f"live route still answers {answers}, expected {color}")
-            self.sleep(0.5)
+        with self.console.status(f"verifying with the load balancer that {color} gets {percent}% of prod") as status:
+            while True:
+                problem, evidence = self._route_problem(color, percent, url)
+                if problem is None:
+                    self.record.note(
+                        "verify",
+                        f"the load balancer sends {percent}% of prod to {color}: "
+                        f"{evidence.get('route_detail')}"
+                        + (f"; answers served by {evidence['answers']}" if "answers" in evidence else ""),
+                        verified=True,
+                        **evidence,
+                    )
+                    return {"verified": True, **evidence}
+                if time.monotonic() >= deadline:
+                    self.record.note(
+                        "verify",
+                        f"NOT verified after {self.options.verify_timeout_s:g}s: {problem}",
+                        verified=False,
+                        **evidence,
+                    )
+                    raise TrafficNotVerified(f"traffic to {color} not verified: {problem}")
+                status.update(f"verifying {color} at {percent}%: {problem}")
+                self.sleep(0.5)
+
+    def _route_problem(self, color: str, percent: int, url: str) -> tuple[str | None, dict[str, Any]]:
+        """Why the load balancer does not (yet) show ``color`` at ``percent``; None when it does."""
+        try:
+            route = self.target.live_route()
+        except TargetError as exc:
+            return f"the load balancer's route cannot be read: {exc}", {}
+        evidence: dict[str, Any] = {"route": dict(route.weights), "route_detail": route.detail}
+        share = route.weights.get(color, 0)
+        if share != percent:
+            return f"the load balancer routes {share}% of prod to {color} ({route.detail})", evidence
+        if route.served_by_header is None:
+            return None, evidence
+        answers: dict[str, int] = {}
+        crossed = 0
+        for _ in range(self.options.verify_requests):
+            try:
+                response = self.http.get(url)
+            except httpx.HTTPError as exc:
+                served = f"error:{type(exc).__name__}"
+            else:
+                served = response.headers.get(route.served_by_header) or f"HTTP {response.status_code}, unnamed"
+                says = response.headers.get(COLOR_HEADER) or _json_color(response)
+                crossed += served in COLORS and says in COLORS and says != served
+            answers[served] = answers.get(served, 0) + 1
+        evidence["answers"] = answers
+        if crossed:
+            return (
+                f"{crossed} answer(s) from {color}'s backend came from an app that names the other colour "
+                f"({COLOR_HEADER}): are the colours' ports crossed?",
+                evidence,
+            )
+        ours = answers.get(color, 0)
+        if ours == 0 or (percent == 100 and ours != self.options.verify_requests):
+            return f"the load balancer says these served prod: {answers}", evidence
+        return None, evidence
 
     def apply(self, what: str, **changes: Any) -> float:
         """Apply config changes through the target; returns how long the apply took."""
@@ -166,10 +237,11 @@ class Pipeline:
 
     # -- commands -----------------------------------------------------------------------
 
-    def switch(self, to: str, monitor_steps: bool = True) -> tuple[bool, Decision | None, datetime]:
+    def switch(self, to: str, monitor_steps: bool = True) -> tuple[bool, str | None, datetime]:
         """Move traffic to ``to`` through ``switch_steps``, monitoring between steps.
 
-        Returns (switched, the decision that rolled back if not, when ``to`` got all traffic).
+        Returns (switched, why it rolled back if not, when ``to`` got all traffic). A step
+        the load balancer does not show is rolled back like a breach: never promoted.
         """
         config = self.target.config()
         steps = config.switch_steps
@@ -185,13 +257,17 @@ class Pipeline:
                 percent=percent,
                 apply_s=round(took, 3),
             )
-            self.verify_traffic(to, percent)
+            try:
+                self.verify_traffic(to, percent)
+            except TrafficNotVerified as exc:
+                self.rollback(old, None, reason=str(exc))
+                return False, str(exc), live_since
             if monitor_steps and index < len(steps) - 1:
                 window = self.target.config().monitor.window_s
                 result = self.monitor(to, live_since, bake_s=window)
                 if result.decision.action != PROMOTE:
                     self.rollback(old, result.decision)
-                    return False, result.decision, live_since
+                    return False, result.decision.reason, live_since
         return True, None, live_since
 
     def rollback(self, to: str, decision: Decision | None, reason: str = "") -> float:
@@ -219,8 +295,13 @@ class Pipeline:
         self.verify_traffic(to, 100)
         return took
 
-    def check_migrations(self) -> bool:
-        """Lint every migration and rehearse the pending ones with the live release (scripts/rehearsal.py)."""
+    def check_migrations(self, versions: Mapping[str, str]) -> bool:
+        """Lint every migration and rehearse, with the live release, what ``versions`` make due.
+
+        ``versions`` are what the colours run once the release is in place (the idle one at
+        the new version), so a contract step the new version unlocks is rehearsed before
+        anything is applied (scripts/rehearsal.py).
+        """
         from scripts.rehearsal import check_pending_migrations
 
         config = self.target.config()
@@ -228,13 +309,39 @@ class Pipeline:
             self.target.project_dir,
             config,
             self.options.smoke_file,
-            {color: config.version_of(color) for color in ("blue", "green")},
+            versions,
             self.target.shared_database(config.live_color),
             progress=lambda line: self.record.note("rehearsal", line, quiet=True),
         )
         for line in result.lines:
             self.record.note("migrations", line)
         return result.passed
+
+    def migrate(self, why: str) -> None:
+        """Apply what the colours' versions allow now, every file on the console as it runs."""
+        if not self.target.config().migrations_dir:
+            return  # the app has none; check_migrations said so
+        summary = self.target.migrate(lambda line: self.record.note("migrate", line))
+        self.record.note("migrate", f"{summary} ({why})")
+
+    def applied_migrations(self) -> set[str] | None:
+        """What the shared database has applied, where this machine can read it (for the console)."""
+        from scripts.rehearsal import applied_in
+
+        shared = self.target.shared_database(self.target.config().live_color)
+        if shared is None:
+            return None
+        try:
+            return set(applied_in(shared.url))
+        except psycopg.Error:
+            return None
+
+    def _say_applied_since(self, before: set[str] | None, during: str) -> None:
+        after = self.applied_migrations() if before is not None else None
+        if before is None or after is None:
+            return
+        for name in sorted(after - before):
+            self.record.note("migrate", f"applied {name} {during}", migration=name)
 
     def deploy(self, version: str) -> int:
         """The whole release; returns the exit code."""
@@ -256,7 +363,7 @@ class Pipeline:
             live=live,
             idle=idle,
         )
-        if not self.check_migrations():
+        if not self.check_migrations({live: config.version_of(live), idle: version}):
             self.record.note("abort", "pending migrations refused: nothing applied, nothing changed")
             self.record.finish("migrations refused", EXIT_FAILED, version=version, switched=False)
             return EXIT_FAILED
@@ -267,20 +374,35 @@ class Pipeline:
                 f"that a rollback has somewhere to go. Bring the stack up first "
                 f"(local: python -m scripts up --stack {self.target.stack})"
             )
-        self.record.note("migrate", self.target.migrate(lambda line: self.record.note("migrate", line)))
+        self.migrate("before the idle colour changes")
         try:
-            self.apply(f"{idle} runs {version} at full capacity", **{f"{idle}_version": version}, warm_idle=True)
-            self.wait_healthy(idle)
+            before = self.applied_migrations()
+            try:
+                self.apply(f"{idle} runs {version} at full capacity", **{f"{idle}_version": version}, warm_idle=True)
+            except TargetError as exc:
+                # The target put the previous config back: the idle colour runs what it ran.
+                self.record.note("abort", f"{idle} could not run {version}, {live} stays live, never switched: {exc}")
+                self.record.finish("did not start", EXIT_FAILED, version=version, switched=False, reason=str(exc))
+                return EXIT_FAILED
+            self._say_applied_since(before, f"while {idle} was given {version} (due once both colours allow it)")
+            try:
+                self.wait_healthy(idle)
+            except ReleaseAborted as exc:
+                self.record.note("abort", f"{idle} is not healthy and ready: {live} stays live, never switched")
+                self.apply(f"{idle} back to idle capacity", warm_idle=False)
+                self.record.finish("not healthy", EXIT_FAILED, version=version, switched=False, reason=str(exc))
+                return EXIT_FAILED
+            self.migrate(f"{idle} runs {version}: steps it makes due")
             report = self.smoke(idle)
             if not report.passed:
                 self.record.note("abort", f"smoke failed on {idle}: {live} stays live, never switched")
                 self.apply(f"{idle} back to idle capacity", warm_idle=False)
                 self.record.finish("smoke failed", EXIT_FAILED, version=version, switched=False)
                 return EXIT_FAILED
-            switched, decision, switch_at = self.switch(idle)
+            switched, why, switch_at = self.switch(idle)
             if not switched:
                 self.apply(f"{idle} back to idle capacity", warm_idle=False)
-                self.record.finish("rolled back", EXIT_FAILED, version=version, reason=decision and decision.reason)
+                self.record.finish("rolled back", EXIT_FAILED, version=version, reason=why)
                 return EXIT_FAILED
             result = self.monitor(idle, switch_at)
             if result.decision.action == ROLLBACK:

@@ -34,6 +34,7 @@ from psycopg import sql
 
 from components.config import NO_MIGRATIONS, StackConfig
 from components.local.apps import app_launch
+from components.migration_runner import apply_migrations, verify_history
 from components.migrations import Migration, MigrationError, load_migrations
 from policies.analyzer import analyze, statements_of
 from scripts.smoke import SmokeRunner, SmokeSuite, load_suite
@@ -56,7 +57,7 @@ class Breakage:
 
     def describe(self) -> str:
         statement = " ".join(self.statement.split())[:140]
-        return f"migrations/{self.file}:{self.line}: `{statement}` broke check '{self.check}': {self.detail}"
+        return f"{self.file}:{self.line}: `{statement}` broke check '{self.check}': {self.detail}"
 
 
 @dataclass
@@ -90,7 +91,6 @@ def pending_migrations(
     migrations: Sequence[Migration], applied: Mapping[str, str], blue: str, green: str
 ) -> list[Migration]:
     """What the runner (scripts/migrate.py) would apply now: in order, up to the first contract that must wait."""
-    from scripts.migrate import verify_history
 
     verify_history(migrations, dict(applied))
     pending = []
@@ -160,7 +160,6 @@ def built_from_history(applied: Sequence[Migration], config: StackConfig, progre
     cannot be copied from here (clouds)."""
     from components.local.postgres import PostgresCluster
     from components.local.state import StateDir
-    from scripts.migrate import apply_migrations
 
     root = Path(tempfile.mkdtemp(prefix="bg-rehearsal-"))
     root.chmod(0o711)  # the postgres user must reach its data directory when we are root
@@ -242,8 +241,12 @@ def rehearse(
     live_version: str,
     suite: SmokeSuite,
     progress: Progress,
+    directory: str = "migrations",
 ) -> RehearsalResult:
-    """Apply ``pending`` statement by statement to the scratch database the live release uses."""
+    """Apply ``pending`` statement by statement to the scratch database the live release uses.
+
+    ``directory`` is how breakages name the files (the stack's ``migrations_dir``).
+    """
     result = RehearsalResult(live=f"{live} {live_version}", pending=[m.name for m in pending])
     _passed, baseline = _smoke(SmokeRunner(suite, base_url, live, live_version))
     if baseline:
@@ -263,7 +266,8 @@ def rehearse(
                     conn.execute(statement.sql)
                 except psycopg.Error as exc:
                     detail = f"the statement itself failed: {str(exc).strip()}"
-                    result.breakages.append(Breakage("apply", detail, migration.name, statement.line, statement.sql))
+                    where = f"{directory}/{migration.name}"
+                    result.breakages.append(Breakage("apply", detail, where, statement.line, statement.sql))
                     return result
                 applied.append((migration, statement.line, statement.sql))
                 result.statements += 1
@@ -273,7 +277,7 @@ def rehearse(
                 if statement is statements[-1] and failing:
                     for check, detail in failing.items():
                         culprit, line, text = applied[last_pass.get(check, 0)]
-                        result.breakages.append(Breakage(check, detail, culprit.name, line, text))
+                        result.breakages.append(Breakage(check, detail, f"{directory}/{culprit.name}", line, text))
                     return result
     return result
 
@@ -319,6 +323,8 @@ def check_pending_migrations(
             True,
             [f"lint clean; rehearsal skipped: the stack's database is not reachable (set {DATABASE_URL_ENV})"],
         )
+    if not config.app_command:
+        return GateResult(True, ["lint clean; rehearsal skipped: no app_command to start the live release here"])
     live = config.live_color
     live_version = versions[live]
     suite = load_suite(smoke_file)
@@ -342,7 +348,9 @@ def check_pending_migrations(
                 base_url = stack.enter_context(
                     live_release(command, environment, port, project_dir, config.health_path, log)
                 )
-                result = rehearse(scratch, pending, base_url, live, live_version, suite, progress)
+                result = rehearse(
+                    scratch, pending, base_url, live, live_version, suite, progress, config.migrations_dir
+                )
         except (RuntimeError, psycopg.Error, OSError) as exc:
             return GateResult(False, [f"rehearsal could not run: {exc}"])
     lines = [result.summary(), *(b.describe() for b in result.breakages)]

@@ -56,6 +56,7 @@ def test_prod_routes_all_traffic_to_live_and_preview_to_idle(live: str) -> None:
             "blue": "targetgroup/prod-bluegreen-blue-tg/0123456789abcdef",
             "green": "targetgroup/prod-bluegreen-green-tg/0123456789abcdef",
         },
+        "listen_port": 80,
     }
     services = {s.inputs["tags"]["bluegreen:color"]: s for s in run.of_type(SERVICE)}
     assert services[live].inputs["desiredCount"] == 4

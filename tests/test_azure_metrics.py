@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
+from azure.mgmt.network.models import ApplicationGateway, ApplicationGatewayRequestRoutingRule, SubResource
 from azure.monitor.query import LogsQueryError, LogsQueryPartialResult, LogsQueryResult, LogsTable
 
 from scripts.metrics import MetricsSourceError, metrics_source_for
@@ -172,3 +173,37 @@ def test_pool_names_are_quoted_as_kql_strings() -> None:
     assert '== "blue.pool_1"' in pool_query("blue.pool_1")
     with pytest.raises(MetricsSourceError):
         pool_query("")
+
+
+class FakeNetwork:
+    """``NetworkManagementClient.application_gateways.get`` answering with the SDK's own models."""
+
+    def __init__(self, gateway: ApplicationGateway) -> None:
+        self.gateway = gateway
+        self.asked: list[tuple[str, str]] = []
+        self.application_gateways = self
+
+    def get(self, resource_group_name: str, application_gateway_name: str) -> ApplicationGateway:
+        self.asked.append((resource_group_name, application_gateway_name))
+        return self.gateway
+
+
+def gateway_routing(prod_pool: str) -> ApplicationGateway:
+    def rule(name: str, pool: str) -> ApplicationGatewayRequestRoutingRule:
+        return ApplicationGatewayRequestRoutingRule(
+            name=name, backend_address_pool=SubResource(id=f"{GATEWAY_ID}/backendAddressPools/{pool}")
+        )
+
+    other = "green-pool" if prod_pool == "blue-pool" else "blue-pool"
+    return ApplicationGateway(request_routing_rules=[rule("prod", prod_pool), rule("preview", other)])
+
+
+def test_the_live_route_is_the_prod_rule_read_back() -> None:
+    network = FakeNetwork(gateway_routing("green-pool"))
+    route = from_outputs(METRICS, client=FakeLogsClient(), network=network).live_route()
+    assert dict(route.weights) == {"blue": 0, "green": 100} and route.served_by_header is None
+    assert network.asked == [("prod-rg", "prod-agw")]
+    assert "gateway prod-agw rule prod sends prod" in route.detail
+
+    with pytest.raises(MetricsSourceError, match=r"no routing rule 'live' \(has \['preview', 'prod'\]\)"):
+        from_outputs({**METRICS, "prod_rule": "live"}, client=FakeLogsClient(), network=network).live_route()

@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 from google.api import metric_pb2, monitored_resource_pb2
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import monitoring_v3
+from google.cloud import compute_v1, monitoring_v3
 from test_gcp_component import EXPECTED_METRICS, gcp_stack
 
 from scripts.metrics import MetricsSourceError, metrics_source_for
@@ -176,3 +176,51 @@ def test_the_component_outputs_drive_the_source(client_calls) -> None:
     assert count_request.name == f"projects/{metrics['project']}"
     assert f'url_map_name = "{metrics["url_map"]}"' in count_request.filter
     assert f'backend_target_name = "{metrics["backend_services"]["green"]}"' in count_request.filter
+
+
+class FakeUrlMaps:
+    """``compute_v1.UrlMapsClient.get`` answering with the library's own ``UrlMap`` type."""
+
+    def __init__(self, url_map: compute_v1.UrlMap) -> None:
+        self.url_map = url_map
+        self.asked: list[tuple[str, str]] = []
+
+    def get(self, *, project: str, url_map: str) -> compute_v1.UrlMap:
+        self.asked.append((project, url_map))
+        return self.url_map
+
+
+def service_url(project: str, name: str) -> str:
+    return f"https://www.googleapis.com/compute/v1/projects/{project}/global/backendServices/{name}"
+
+
+def test_the_live_route_is_the_url_map_read_back() -> None:
+    names = OUTPUTS["backend_services"]
+    weighted = [
+        compute_v1.WeightedBackendService(backend_service=service_url(OUTPUTS["project"], names[c]), weight=w)
+        for c, w in (("blue", 10), ("green", 90))
+    ]
+    url_maps = FakeUrlMaps(
+        compute_v1.UrlMap(default_route_action=compute_v1.HttpRouteAction(weighted_backend_services=weighted))
+    )
+    route = metrics_source_for(OUTPUTS, client=mock.Mock(), url_maps=url_maps).live_route()
+    assert dict(route.weights) == {"blue": 10, "green": 90} and route.served_by_header is None
+    assert url_maps.asked == [(OUTPUTS["project"], OUTPUTS["url_map"])]
+    assert f"URL map {OUTPUTS['url_map']} sends prod" in route.detail
+
+    single = FakeUrlMaps(compute_v1.UrlMap(default_service=service_url(OUTPUTS["project"], names["green"])))
+    assert dict(metrics_source_for(OUTPUTS, client=mock.Mock(), url_maps=single).live_route().weights) == {
+        "blue": 0,
+        "green": 100,
+    }
+
+
+def test_a_url_map_that_cannot_be_read_is_a_clear_error() -> None:
+    from google.api_core.exceptions import Forbidden
+
+    class Refusing:
+        def get(self, **_: str) -> compute_v1.UrlMap:
+            raise Forbidden("compute.urlMaps.get denied")
+
+    with pytest.raises(MetricsSourceError, match=r"reading URL map .* failed: 403 compute\.urlMaps\.get denied"):
+        metrics_source_for(OUTPUTS, client=mock.Mock(), url_maps=Refusing()).live_route()

@@ -205,10 +205,10 @@ def test_record_resource_type_is_what_the_policy_looks_for() -> None:
 
 
 def test_the_example_service_migrations_pass() -> None:
-    """The repository's own migrations/ (a full expand/backfill/contract cycle) under a real stack."""
-    run = aws_stack()
+    """The example service's migrations (a full expand/backfill/contract cycle) under a real stack."""
+    run = aws_stack(migrations_dir="examples/orders/migrations")
     assert sorted(r.inputs["name"] for r in run.of_type(MIGRATION_TYPE)) == sorted(
-        p.name for p in (Path(__file__).resolve().parents[1] / "migrations").glob("*.sql")
+        p.name for p in (Path(__file__).resolve().parents[1] / "examples/orders/migrations").glob("*.sql")
     )
     assert len(run.of_type(MIGRATION_TYPE)) >= 4
     assert violations(validate_migrations, from_run(run)) == []

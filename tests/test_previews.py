@@ -12,7 +12,7 @@ import yaml
 from pulumi_harness import ROOT, ProgramFailedError, StackRun, run_stack
 
 from components.config import ConfigError, StackConfig
-from components.previews import PRE_RUN_COMMANDS, PreviewSettings
+from components.previews import PreviewSettings, pre_run_commands
 
 SETTINGS = "pulumiservice:index:DeploymentSettings"
 TTL = "pulumiservice:index:TtlSchedule"
@@ -53,9 +53,8 @@ def test_template_stack_declares_deployment_settings() -> None:
     assert settings["sourceContext"]["git"]["branch"] == "main"
     context = settings["operationContext"]
     assert context["oidc"]["aws"]["roleARN"] == ROLE
-    assert context["preRunCommands"] == list(PRE_RUN_COMMANDS)
     assert any("--policy-pack policies" in c for c in context["preRunCommands"])
-    assert any("policies lint migrations" in c for c in context["preRunCommands"])
+    assert "venv/bin/python -m policies lint migrations" in context["preRunCommands"]
     assert not run.of_type(TTL)
     db = run.one("aws:rds/instance:Instance")
     assert db.protect and db.inputs["deletionProtection"] is True
@@ -178,7 +177,7 @@ def test_workflow_deploys_main_and_runs_the_project_checks() -> None:
     runs = " ".join(s.get("run", "") for s in steps(jobs["test"]))
     assert "make test" in runs
     lint = " ".join(s.get("run", "") for s in steps(jobs["preview"]))
-    assert "python -m policies lint migrations" in lint
+    assert "python -m policies lint --stack ${{ vars.PULUMI_STACK }}" in lint
 
 
 def test_workflow_has_no_inline_secrets() -> None:
@@ -187,3 +186,12 @@ def test_workflow_has_no_inline_secrets() -> None:
         if any(k in line.upper() for k in ("TOKEN", "SECRET", "PASSWORD")) and ":" in line:
             value = line.split(":", 1)[1].strip()
             assert value == "" or value.startswith("${{") or value in ("write", "read"), line
+
+
+def test_the_pre_run_lint_follows_migrations_dir() -> None:
+    def commands(**raw: Any) -> list[str]:
+        return pre_run_commands(StackConfig.parse({"cloud": "aws", **raw}, "prod"))
+
+    assert "venv/bin/python -m policies lint 'db/my migrations'" in commands(migrations_dir="db/my migrations")
+    assert not any("policies lint" in c for c in commands(migrations_dir=""))
+    assert commands(migrations_dir="")[-1].startswith("pulumi preview")

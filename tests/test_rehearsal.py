@@ -23,7 +23,7 @@ from scripts.rehearsal import check_pending_migrations, pending_migrations
 from scripts.targets import SharedDatabase
 from scripts.targets.local import LocalTarget
 from tests.local.sandbox import LocalProject, scratch_project
-from tests.pipeline.test_e2e_local import fast_smoke_file
+from tests.pipeline.test_e2e_local import MONITOR, deploy_under_load, fast_smoke_file
 
 REPO = Path(__file__).resolve().parent.parent
 EARLIER = ("001_create_orders.sql", "002_add_order_total.sql", "003_backfill_order_total.sql")
@@ -46,11 +46,12 @@ CREATE VIEW orders AS SELECT * FROM purchase_orders;
 
 
 def with_migrations(project: LocalProject, *extra: tuple[str, str]) -> Path:
+    """The stack's migrations_dir pointed at the project's own copy, which this test may change."""
     directory = project.root / "migrations"
-    directory.unlink()  # the sandbox links the repository's directory; this test needs its own
     directory.mkdir()
+    project.write(migrations_dir="migrations")
     for name in EARLIER:
-        shutil.copy(REPO / "migrations" / name, directory / name)
+        shutil.copy(REPO / "examples/orders/migrations" / name, directory / name)
     for name, text in extra:
         (directory / name).write_text(text)
     return directory
@@ -139,11 +140,11 @@ def test_lint_refuses_before_any_database_is_touched(tmp_path: Path) -> None:
     directory = tmp_path / "migrations"
     directory.mkdir()
     for name in EARLIER:
-        shutil.copy(REPO / "migrations" / name, directory / name)
+        shutil.copy(REPO / "examples/orders/migrations" / name, directory / name)
     (directory / "004_drop.sql").write_text(DROP_TOTAL_CENTS.replace("-- bluegreen: allow", "-- note:"))
     config = StackConfig.parse({"cloud": "local"}, "t")
     result = check_pending_migrations(
-        tmp_path, config, REPO / "smoke.yaml", {"blue": "1.0.0", "green": "1.0.0"}, None, print
+        tmp_path, config, REPO / "examples/orders/smoke.yaml", {"blue": "1.0.0", "green": "1.0.0"}, None, print
     )
     assert not result.passed
     assert result.lines[0] == "lint refused the migrations:"
@@ -157,7 +158,7 @@ def test_pending_follows_the_runner(tmp_path: Path) -> None:
     directory = tmp_path / "migrations"
     directory.mkdir()
     for name in (*EARLIER, "004_drop_total_cents.sql"):
-        shutil.copy(REPO / "migrations" / name, directory / name)
+        shutil.copy(REPO / "examples/orders/migrations" / name, directory / name)
     (directory / "005_add_coupon.sql").write_text(ADD_COUPON)
     migrations = load_migrations(directory)
     done = {m.name: m.checksum for m in migrations[:2]}
@@ -204,7 +205,7 @@ def test_deploy_refuses_a_breaking_migration_naming_file_line_rule_and_recipe(
     stack_file = (project.root / f"Pulumi.{project.stack}.yaml").read_text()
     report = project.root / "report.json"
 
-    smoke = str(REPO / "smoke.yaml")
+    smoke = str(REPO / "examples/orders/smoke.yaml")
     code = main(["deploy", *project.cli_args(), "--version", "2.0.0", "--file", smoke, "--report", str(report)])
 
     assert code == 1
@@ -214,3 +215,58 @@ def test_deploy_refuses_a_breaking_migration_naming_file_line_rule_and_recipe(
     assert "Safe recipe: stop using the column in a release first" in said[1]
     assert (project.root / f"Pulumi.{project.stack}.yaml").read_text() == stack_file
     assert not (project.root / ".bluegreen" / project.stack / "postgres").exists()
+
+
+# A contract step that 2.0.0 (live) still needs: it drops the column 2.x reads.
+DROP_TOTAL_AFTER_2 = """-- bluegreen: contract after=2.0.0
+SET lock_timeout = '2s';
+ALTER TABLE orders DROP COLUMN total;
+"""
+
+
+def contract_unlocked_by_the_release(project: LocalProject, contract: str) -> LocalEnvironment:
+    """Blue 2.0.0 live, green still on 1.0.0: a contract after=2.0.0 waits for green's next release."""
+    with_migrations(project, ("004_contract.sql", contract))
+    project.write(blue_version="2.0.0", monitor=MONITOR, scale_down_delay_s=1)
+    env = project.environment()
+    env.up()
+    assert applied(env) == list(EARLIER)  # held back: green runs 1.0.0
+    return env
+
+
+@pytest.mark.e2e
+def test_a_contract_the_new_version_unlocks_is_rehearsed_before_it_is_applied(project: LocalProject) -> None:
+    contract = (REPO / "examples/orders/migrations/004_drop_total_cents.sql").read_text()
+    env = contract_unlocked_by_the_release(project, contract)
+
+    code, stats = deploy_under_load(project, env, "2.1.0", fast_smoke_file(project.root))
+
+    assert code == 0 and stats.failed == 0, stats.summary()
+    events = json.loads((project.root / "report.json").read_text())["events"]
+    said = [(e["kind"], e["message"]) for e in events]
+    rehearsed = next(i for i, (kind, _) in enumerate(said) if kind == "migrations")
+    assert said[rehearsed][1].startswith("rehearsal passed: 1 pending migration(s)")
+    first_apply = next(i for i, (kind, _) in enumerate(said) if kind == "apply")
+    applied_at = next(i for i, (_, m) in enumerate(said) if m.startswith("applied 004_contract.sql while green"))
+    assert rehearsed < first_apply < applied_at
+    assert applied(env) == [*EARLIER, "004_contract.sql"] and "total_cents" not in columns(env)
+
+
+@pytest.mark.e2e
+def test_a_breaking_contract_the_new_version_unlocks_stops_the_deploy_with_nothing_changed(
+    project: LocalProject,
+) -> None:
+    env = contract_unlocked_by_the_release(project, DROP_TOTAL_AFTER_2)
+    before = columns(env)
+
+    code, _stats = deploy_under_load(project, env, "2.1.0", fast_smoke_file(project.root))
+
+    assert code == 1
+    record = json.loads((project.root / "report.json").read_text())
+    assert record["outcome"] == "migrations refused"
+    said = [e["message"] for e in record["events"] if e["kind"] == "migrations"]
+    assert said[0].startswith("rehearsal FAILED (1 breakage(s)): 1 pending migration(s)")
+    assert said[1].startswith("migrations/004_contract.sql:3: `ALTER TABLE orders DROP COLUMN total` broke check")
+    assert not any(e["kind"] in ("apply", "switch") for e in record["events"])
+    assert columns(env) == before and applied(env) == list(EARLIER)
+    assert project.config().green_version == "1.0.0" and env.status()["colors"]["green"]["version"] == "1.0.0"

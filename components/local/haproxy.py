@@ -14,6 +14,9 @@ Facts this module is built on (DESIGN.md, "Local target facts", HAProxy 2.6):
 - per-request timings go as one UDP datagram per request to ``127.0.0.1:<log port>``
   in :data:`LOG_FORMAT`, which the pipeline's HAProxy metrics source reads for p99.
 
+Every backend adds :data:`SERVED_BY_HEADER` (the colour that served) to its answers: the
+pipeline verifies a switch by it, whatever the app says or does not say.
+
 A gradual switch (``live_traffic_percent`` < 100) routes prod to ``be_split``, which
 holds both colours' servers, and sets their weights on the socket (``set weight``).
 """
@@ -42,6 +45,9 @@ DEBIAN_PACKAGE = "haproxy"
 HAPROXY_CANDIDATES = ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy")
 SPLIT_BACKEND = "be_split"
 APP_SERVER = "app"
+# Every answer names the colour whose backend served it, so traffic verification asks the
+# load balancer, never the app (which may say nothing about colours).
+SERVED_BY_HEADER = "X-Bluegreen-Served-By"
 
 # One line per request, sent raw (no syslog header) to the UDP log port. Times in ms;
 # ``tr_ms`` is -1 when the server never answered. Parse with :func:`parse_log_line`.
@@ -253,10 +259,18 @@ class Haproxy:
                 "",
                 f"backend {backend_of(color)}",
                 health,
+                f"    http-response set-header {SERVED_BY_HEADER} {color}",
                 f"    server {APP_SERVER} 127.0.0.1:{self.ports.apps[color]} {check}",
             ]
         # Weights here are placeholders: the map file's weight_<colour> entries are set on the socket.
-        lines += ["", f"backend {SPLIT_BACKEND}", "    balance roundrobin", health]
+        # In the split backend the server's name is its colour.
+        lines += [
+            "",
+            f"backend {SPLIT_BACKEND}",
+            "    balance roundrobin",
+            health,
+            f"    http-response set-header {SERVED_BY_HEADER} %[srv_name]",
+        ]
         for color in COLORS:
             lines.append(f"    server {color} 127.0.0.1:{self.ports.apps[color]} {check} weight 50")
         return "\n".join(lines) + "\n"
@@ -399,8 +413,10 @@ class Haproxy:
         """``UP`` when HAProxy's own check passed for the colour's server, else what it reports."""
         for stat in self.stats():
             if stat.backend == backend_of(color) and stat.server == APP_SERVER:
-                if stat.status == "UP" and not stat.check_status.startswith("L7OK"):
-                    return "CHECKING"  # servers start UP before their first check
+                # "* L7OK": a check is running and the last one passed. A server starts UP
+                # before its first check (INI), which is not a pass yet.
+                if stat.status == "UP" and not stat.check_status.removeprefix("* ").startswith("L7OK"):
+                    return "CHECKING"
                 return stat.status
         raise HaproxyError(f"backend {backend_of(color)} is not in HAProxy's stats; config and runtime disagree")
 

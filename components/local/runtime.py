@@ -35,6 +35,7 @@ from components.local.postgres import MissingBinaryError, PostgresCluster, Postg
 from components.local.processes import port_in_use
 from components.local.settings import LocalSettings, PortPlan
 from components.local.state import StateDir, StateError
+from components.migration_runner import apply_migrations
 from components.migrations import MigrationError
 
 Progress = Callable[[str], None]
@@ -56,6 +57,12 @@ def validate_local_config(config: StackConfig) -> tuple[LocalSettings, PortPlan]
     """Everything the local target checks before it starts anything (raises ConfigError)."""
     if config.cloud != "local":
         raise ConfigError(f"bluegreen:cloud = {config.cloud!r}: the local runtime only runs stacks with cloud: local")
+    if not config.app_command:
+        raise ConfigError(
+            "bluegreen:app_command is not set: the local target needs the command that starts one colour of "
+            "your app, with {port} (and optionally {version}, {color}, {python}), e.g. "
+            "'gunicorn -b 127.0.0.1:{port} myapp:app'; the dev stack names the example in examples/orders"
+        )
     return LocalSettings.parse(config.cloud_settings), PortPlan.from_config(config)
 
 
@@ -392,7 +399,6 @@ class LocalEnvironment:
         directory = self.config.migrations_location(self.project_root)
         if directory is None or not directory.is_dir():
             return []
-        from scripts.migrate import apply_migrations
 
         versions = {}
         for color in COLORS:

@@ -8,7 +8,7 @@ and touches nothing else, the way Argo Rollouts keeps its metric providers apart
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -62,6 +62,45 @@ class HealthSource(Protocol):
     """Sources that also know the load balancer's view of target health implement this."""
 
     def health(self, color: str) -> ColorHealth: ...
+
+
+@dataclass(frozen=True)
+class LiveRoute:
+    """The production route as the load balancer itself holds it, read back after a change.
+
+    ``weights``: colour -> percent of production traffic. ``served_by_header``: a response
+    header the load balancer adds naming the colour that served (HAProxy here); None where
+    the load balancer adds none, and the read-back alone is the evidence.
+    """
+
+    weights: Mapping[str, int]
+    detail: str
+    served_by_header: str | None = None
+
+
+class RouteSource(Protocol):
+    """Sources that can read the load balancer's live route back implement this."""
+
+    def live_route(self) -> LiveRoute: ...
+
+
+def route_from_weights(
+    weighted: Iterable[tuple[str, int]], suffixes: Mapping[str, str], where: str, served_by_header: str | None = None
+) -> LiveRoute:
+    """A :class:`LiveRoute` from a load balancer's (target reference, weight) pairs.
+
+    A reference belongs to the colour whose ``suffixes`` entry it ends with (an ARN suffix,
+    ``/backendServices/<name>``, ``/backendAddressPools/<name>``); others count as no colour.
+    """
+    pairs = [(reference, int(weight)) for reference, weight in weighted]
+    total = sum(weight for _ref, weight in pairs)
+    weights = dict.fromkeys(suffixes, 0)
+    for reference, weight in pairs:
+        color = next((c for c, suffix in suffixes.items() if reference.endswith(suffix)), None)
+        if color is not None and total:
+            weights[color] += round(weight * 100 / total)
+    shares = ", ".join(f"{color} {weights[color]}%" for color in sorted(weights))
+    return LiveRoute(weights, f"{where} sends prod: {shares}", served_by_header)
 
 
 class MetricsSourceError(RuntimeError):

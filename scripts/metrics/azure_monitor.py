@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from scripts.metrics import MetricsSample, MetricsSourceError, require_fields
+from scripts.metrics import LiveRoute, MetricsSample, MetricsSourceError, require_fields, route_from_weights
 
 TABLE = "AGWAccessLogs"
 _POOL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}"
@@ -60,6 +60,34 @@ class AzureMonitorSource:
     gateway_id: str
     pools: Mapping[str, str]
     server_timeout_s: int = 30
+    prod_rule: str = "prod"
+    # azure.mgmt.network.NetworkManagementClient (made on first use) and the credential for it.
+    network: Any = None
+    credential: Any = None
+
+    def live_route(self) -> LiveRoute:
+        """The prod routing rule's backend pool as the gateway holds it (``applicationGateways.get``)."""
+        from azure.core.exceptions import HttpResponseError
+
+        parts = self.gateway_id.split("/")  # "", subscriptions, <id>, resourceGroups, <group>, ..., <name>
+        subscription, group, name = parts[2], parts[4], parts[-1]
+        network = self.network
+        if network is None:
+            from azure.identity import DefaultAzureCredential
+            from azure.mgmt.network import NetworkManagementClient
+
+            network = NetworkManagementClient(self.credential or DefaultAzureCredential(), subscription)
+        try:
+            gateway = network.application_gateways.get(group, name)
+        except HttpResponseError as exc:
+            raise MetricsSourceError(f"reading Application Gateway {name} failed: {exc.message}") from exc
+        rule = next((r for r in gateway.request_routing_rules or [] if r.name == self.prod_rule), None)
+        if rule is None:
+            names = sorted(r.name for r in gateway.request_routing_rules or [])
+            raise MetricsSourceError(f"gateway {name} has no routing rule {self.prod_rule!r} (has {names})")
+        pool = rule.backend_address_pool.id if rule.backend_address_pool else ""
+        suffixes = {color: f"/backendAddressPools/{p}" for color, p in self.pools.items()}
+        return route_from_weights([(pool, 1)], suffixes, f"gateway {name} rule {self.prod_rule}")
 
     def sample(self, color: str, start: datetime, end: datetime) -> MetricsSample:
         if color not in self.pools:
@@ -102,6 +130,7 @@ def from_outputs(
     client: LogsClient | None = None,
     credential: Any = None,
     server_timeout_s: int = 30,
+    network: Any = None,
     **_other_sources_options: Any,
 ) -> AzureMonitorSource:
     """Build the source from the stack's ``metrics`` output (credentials: ``DefaultAzureCredential``)."""
@@ -125,4 +154,7 @@ def from_outputs(
         gateway_id=gateway_id,
         pools={c: str(p) for c, p in pools.items()},
         server_timeout_s=server_timeout_s,
+        prod_rule=str(metrics.get("prod_rule") or "prod"),
+        network=network,
+        credential=credential,
     )

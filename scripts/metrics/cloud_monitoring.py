@@ -23,7 +23,7 @@ from typing import Any
 
 from google.cloud import monitoring_v3
 
-from scripts.metrics import MetricsSample, MetricsSourceError, require_fields
+from scripts.metrics import LiveRoute, MetricsSample, MetricsSourceError, require_fields, route_from_weights
 
 REQUEST_COUNT = "loadbalancing.googleapis.com/https/request_count"
 BACKEND_LATENCIES = "loadbalancing.googleapis.com/https/backend_latencies"
@@ -39,11 +39,31 @@ Reducer = monitoring_v3.Aggregation.Reducer
 class CloudMonitoringSource:
     """Reads one colour's backend service: requests by response code class, p99 backend latency."""
 
-    def __init__(self, client: Any, project: str, url_map: str, backend_services: Mapping[str, str]) -> None:
+    def __init__(
+        self, client: Any, project: str, url_map: str, backend_services: Mapping[str, str], url_maps: Any = None
+    ) -> None:
         self.client = client
         self.project = project
         self.url_map = url_map
         self.backend_services = dict(backend_services)
+        self.url_maps = url_maps  # compute_v1.UrlMapsClient, made on first use
+
+    def live_route(self) -> LiveRoute:
+        """The production URL map's default route as Compute Engine holds it (``urlMaps.get``)."""
+        from google.api_core.exceptions import GoogleAPIError
+        from google.cloud import compute_v1
+
+        if self.url_maps is None:
+            self.url_maps = compute_v1.UrlMapsClient()
+        try:
+            url_map = self.url_maps.get(project=self.project, url_map=self.url_map)
+        except GoogleAPIError as exc:
+            raise MetricsSourceError(f"reading URL map {self.url_map} in {self.project} failed: {exc}") from exc
+        weighted = [(w.backend_service, w.weight) for w in url_map.default_route_action.weighted_backend_services]
+        if not weighted and url_map.default_service:
+            weighted = [(url_map.default_service, 1)]
+        suffixes = {color: f"/backendServices/{name}" for color, name in self.backend_services.items()}
+        return route_from_weights(weighted, suffixes, f"URL map {self.url_map}")
 
     def query(self, metric: str, color: str, start: datetime, end: datetime) -> monitoring_v3.ListTimeSeriesRequest:
         """The ListTimeSeries request for one metric of one colour over ``[start, end]`` (one period)."""
@@ -111,12 +131,16 @@ def _period_s(start: datetime, end: datetime) -> int:
     return max(PERIOD_S, math.ceil((end - start).total_seconds() / PERIOD_S) * PERIOD_S)
 
 
-def from_outputs(metrics: Mapping[str, Any], client: Any = None, **_: Any) -> CloudMonitoringSource:
-    """Build the source from the stack's ``metrics`` output (``client`` lets tests pass their own)."""
+def from_outputs(
+    metrics: Mapping[str, Any], client: Any = None, url_maps: Any = None, **_: Any
+) -> CloudMonitoringSource:
+    """Build the source from the stack's ``metrics`` output (``client``, ``url_maps``: tests pass their own)."""
     require_fields(
         metrics, "cloud_monitoring", ("project", "url_map", "backend_services"), per_color="backend_services"
     )
     backend_services = metrics["backend_services"]
     if client is None:
         client = monitoring_v3.MetricServiceClient()
-    return CloudMonitoringSource(client, str(metrics["project"]), str(metrics["url_map"]), backend_services)
+    return CloudMonitoringSource(
+        client, str(metrics["project"]), str(metrics["url_map"]), backend_services, url_maps=url_maps
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from components.config import ConfigError, StackConfig
-from scripts.metrics import ColorHealth, MetricsSource
+from scripts.metrics import ColorHealth, LiveRoute, MetricsSource
 
 Progress = Callable[[str], None]
 
@@ -63,6 +63,10 @@ class Target(Protocol):
 
     def metrics(self) -> MetricsSource:
         """The metrics source named by the ``metrics`` output."""
+        ...
+
+    def live_route(self) -> LiveRoute:
+        """The production route read back from the load balancer; TargetError when it cannot be read."""
         ...
 
     def migrate(self, progress: Progress) -> str:

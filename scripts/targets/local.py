@@ -16,10 +16,11 @@ from typing import Any
 import yaml
 
 from components.config import NAMESPACE, NO_MIGRATIONS, ConfigError, StackConfig
-from components.local.haproxy import HaproxyError
+from components.local.haproxy import SERVED_BY_HEADER, HaproxyError
 from components.local.runtime import LocalEnvironment, LocalTargetError
+from components.migration_runner import apply_migrations
 from components.targets import contract_outputs
-from scripts.metrics import ColorHealth, MetricsSource, metrics_source_for
+from scripts.metrics import ColorHealth, LiveRoute, MetricsSource, metrics_source_for
 from scripts.targets import Progress, SharedDatabase, TargetError
 
 
@@ -100,9 +101,20 @@ class LocalTarget:
     def metrics(self) -> MetricsSource:
         return metrics_source_for(self.environment().metrics(), **self.metrics_options)
 
+    def live_route(self) -> LiveRoute:
+        """HAProxy's runtime map (what it routes by now, not the map file or the stack config)."""
+        try:
+            routing = self.environment().haproxy.current_routing()
+        except HaproxyError as exc:
+            raise TargetError(f"cannot read the live route from HAProxy: {exc}") from exc
+        if routing is None:
+            raise TargetError("HAProxy's runtime map holds no valid prod/preview route")
+        weights = routing.weights()
+        shares = ", ".join(f"{color} {weights[color]}%" for color in sorted(weights))
+        return LiveRoute(weights, f"HAProxy runtime map: prod {shares}", SERVED_BY_HEADER)
+
     def migrate(self, progress: Progress) -> str:
         """Pending migrations for the versions the colours run now (a contract waits for both)."""
-        from scripts.migrate import apply_migrations
 
         env = self.environment()
         directory = self.config().migrations_location(self.project_dir)

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlparse
 from pulumi import automation as auto
 
 from components.local.runtime import LocalTargetError
-from scripts.metrics import ColorHealth, MetricsSource
+from scripts.metrics import ColorHealth, LiveRoute, MetricsSource
 from scripts.targets import Progress, SharedDatabase, TargetError
 from scripts.targets.local import LocalTarget
 from scripts.targets.pulumi_stack import STDERR_SHOWN, PulumiStackTarget
@@ -88,6 +88,9 @@ class LocalEngineTarget(PulumiStackTarget):
 
     def metrics(self) -> MetricsSource:
         return self.machine.metrics()
+
+    def live_route(self) -> LiveRoute:
+        return self.machine.live_route()
 
     def migrate(self, progress: Progress) -> str:
         return self.machine.migrate(progress)

@@ -20,8 +20,17 @@ import yaml
 from pulumi import automation as auto
 
 from components.config import NAMESPACE, NO_MIGRATIONS, StackConfig
+from components.migration_runner import apply_migrations
 from scripts.engine import engine_env, pulumi_bin_dir
-from scripts.metrics import ColorHealth, HealthSource, MetricsSource, MetricsSourceError, metrics_source_for
+from scripts.metrics import (
+    ColorHealth,
+    HealthSource,
+    LiveRoute,
+    MetricsSource,
+    MetricsSourceError,
+    RouteSource,
+    metrics_source_for,
+)
 from scripts.targets import Progress, SharedDatabase, TargetError
 
 STDERR_SHOWN = 1500
@@ -197,7 +206,6 @@ class PulumiStackTarget:
         url = os.environ.get(DATABASE_URL_ENV)
         if not url:
             return f"migrations not run: set {DATABASE_URL_ENV} to reach the stack's database from here"
-        from scripts.migrate import apply_migrations
 
         report = apply_migrations(url, config.blue_version, config.green_version, directory, progress)
         return "migrations: " + report.summary()
@@ -217,6 +225,17 @@ class PulumiStackTarget:
             raise MetricsSourceError(f"metrics source {type(source).__name__} cannot report target health")
         checker: HealthSource = source  # type: ignore[assignment]
         return checker.health(color)
+
+    def live_route(self) -> LiveRoute:
+        """The listener / URL map / gateway rule read back through the cloud's API (the metrics source)."""
+        source = self.metrics()
+        if not hasattr(source, "live_route"):
+            raise TargetError(f"{type(source).__name__} cannot read this cloud's live route back")
+        reader: RouteSource = source  # type: ignore[assignment]
+        try:
+            return reader.live_route()
+        except MetricsSourceError as exc:
+            raise TargetError(f"cannot read the live route back: {exc}") from exc
 
     def shared_database(self, live: str) -> SharedDatabase | None:
         """Cloud databases are private: reachable only where ``BLUEGREEN_DATABASE_URL`` points at one."""

@@ -79,10 +79,10 @@ def test_the_pipeline_up_runs_the_policy_pack_and_a_refused_up_restores_the_stac
     new_stack: Callable[..., Cli],
 ) -> None:
     cli = new_stack()
+    own_migrations(cli)
     cli.up()
     stack_file = cli.root / f"Pulumi.{cli.project.stack}.yaml"
     before = yaml.safe_load(stack_file.read_text())["config"]
-    own_migrations(cli)
     (cli.root / "migrations" / "005_drop_item.sql").write_text(BREAKING_EXPAND)
 
     target = LocalEngineTarget(cli.project.stack, cli.root)

@@ -24,10 +24,9 @@ ALTER TABLE orders ADD COLUMN IF NOT EXISTS note text;
 
 
 def own_migrations(cli: Cli) -> None:
-    """Replace the linked migrations with a copy this test may add files to."""
-    link = cli.root / "migrations"
-    link.unlink()
-    shutil.copytree(REPO / "migrations", link)
+    """Point the stack at a copy of the example's migrations that this test may add files to."""
+    shutil.copytree(REPO / "examples/orders/migrations", cli.root / "migrations")
+    cli.set("migrations_dir", "migrations")
 
 
 def preview_with_pack(cli: Cli, check: bool = True) -> str:

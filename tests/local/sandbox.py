@@ -1,6 +1,6 @@
 """Throwaway local stacks for end-to-end tests and benchmarks, each under its own project root.
 
-The root holds symlinks to the repository's ``app/`` and ``migrations/`` plus a
+The root holds a symlink to the repository's ``examples/`` (the orders service) plus a
 ``Pulumi.<stack>.yaml`` with ports picked free at runtime, so tests never collide with
 a developer's dev stack or with other test runs. The directory is made under /tmp
 with mode 711 so that the ``postgres`` user can reach its data directory when the
@@ -25,6 +25,12 @@ from components.config import StackConfig
 from components.local.runtime import LocalEnvironment
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+# The example service exactly as the dev stack names it.
+SERVICE_KEYS = ("app_command", "migrations_dir", "smoke_file", "health_path", "ready_path")
+_DEV = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
+EXAMPLE_SERVICE: dict[str, Any] = {key: _DEV[f"bluegreen:{key}"] for key in SERVICE_KEYS}
 
 
 def free_ports(count: int, consecutive: int = 1) -> list[int]:
@@ -88,7 +94,7 @@ class LocalProject:
             "listen_port": listen,
             "preview_port": preview,
             "preview_cidrs": ["127.0.0.1/32"],
-            "ready_path": "/readyz",  # the example app's readiness (database and schema)
+            **EXAMPLE_SERVICE,
             "local": {"app_workers": 1, "app_threads": 4},
         }
         self.initial = dict(self.values)
@@ -117,19 +123,19 @@ class LocalProject:
 
 
 # What a whole Pulumi project of this repository is, for tests that run the real engine.
-PROGRAM_FILES = ("Pulumi.yaml", "__main__.py", "components", "policies", "scripts", "smoke.yaml", "venv")
+PROGRAM_FILES = ("Pulumi.yaml", "__main__.py", "components", "policies", "scripts", "venv")
 
 
 @contextlib.contextmanager
 def scratch_project(stack: str = "t", pulumi_project: bool = False) -> Iterator[LocalProject]:
-    """A project root under /tmp (mode 711) linking the repository's app and migrations.
+    """A project root under /tmp (mode 711) linking the repository's example service.
 
     ``pulumi_project`` links the program too (Pulumi.yaml, __main__.py, components, the
     policy pack, the pipeline, the virtualenv), so the real CLI can run the stack there.
     """
     root = Path(tempfile.mkdtemp(prefix="bg-"))
     root.chmod(0o711)
-    for name in ("app", "migrations", *(PROGRAM_FILES if pulumi_project else ())):
+    for name in ("examples", *(PROGRAM_FILES if pulumi_project else ())):
         os.symlink(REPO / name, root / name)
     project = LocalProject(root, stack)
     try:

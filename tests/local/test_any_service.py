@@ -8,9 +8,9 @@ import pytest
 
 from components.config import ConfigError, StackConfig, split_command
 from components.local.runtime import LocalTargetError, SwitchRefusedError
-from tests.local.sandbox import LocalProject, children
+from tests.local.sandbox import EXAMPLE_SERVICE, LocalProject, children
 
-APP = "{python} -m app --host 127.0.0.1 --port {port}"
+APP = EXAMPLE_SERVICE["app_command"]
 
 
 def test_split_command_reads_leading_assignments_and_shell_quoting() -> None:

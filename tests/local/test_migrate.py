@@ -12,9 +12,12 @@ import pytest
 from psycopg import sql
 
 from components.local.runtime import LocalEnvironment
+from components.migration_runner import apply_migrations
 from components.migrations import MigrationError
-from scripts.migrate import apply_migrations, main
+from scripts.migrate import main
 from tests.local.sandbox import REPO, scratch_project
+
+EXAMPLE_MIGRATIONS = REPO / "examples/orders/migrations"
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +50,7 @@ def columns(url: str) -> set[str]:
 
 
 def test_example_cycle_holds_the_contract_until_both_colours_run_v2(database_url: str) -> None:
-    first = apply_migrations(database_url, "1.0.0", "2.0.0")
+    first = apply_migrations(database_url, "1.0.0", "2.0.0", EXAMPLE_MIGRATIONS)
     assert first.applied == ["001_create_orders.sql", "002_add_order_total.sql", "003_backfill_order_total.sql"]
     assert first.pending == ["004_drop_total_cents.sql"] and "blue runs 1.0.0" in (first.held_back_by or "")
     assert {"total_cents", "total"} <= columns(database_url)
@@ -58,22 +61,22 @@ def test_example_cycle_holds_the_contract_until_both_colours_run_v2(database_url
         rows = conn.execute("SELECT item, total_cents, total FROM orders ORDER BY id").fetchall()
     assert [(r[0], r[1], str(r[2])) for r in rows] == [("a", 1234, "12.34"), ("b", 550, "5.50")]
 
-    second = apply_migrations(database_url, "2.0.0", "2.1.0")
+    second = apply_migrations(database_url, "2.0.0", "2.1.0", EXAMPLE_MIGRATIONS)
     assert second.applied == ["004_drop_total_cents.sql"] and second.pending == []
     assert "total_cents" not in columns(database_url)
-    assert apply_migrations(database_url, "2.0.0", "2.1.0").applied == []
+    assert apply_migrations(database_url, "2.0.0", "2.1.0", EXAMPLE_MIGRATIONS).applied == []
 
 
 def test_backfill_fills_rows_written_before_the_expand(database_url: str, tmp_path: Path) -> None:
     only_first = tmp_path / "m"
     only_first.mkdir()
-    shutil.copy(REPO / "migrations" / "001_create_orders.sql", only_first)
+    shutil.copy(EXAMPLE_MIGRATIONS / "001_create_orders.sql", only_first)
     apply_migrations(database_url, "1.0.0", "1.0.0", only_first)
     with psycopg.connect(database_url) as conn:
         conn.execute(
             "INSERT INTO orders (item, quantity, total_cents) SELECT 'x' || i, 1, i FROM generate_series(1, 2500) i"
         )
-    apply_migrations(database_url, "1.0.0", "1.0.0")
+    apply_migrations(database_url, "1.0.0", "1.0.0", EXAMPLE_MIGRATIONS)
     with psycopg.connect(database_url) as conn:
         missing = conn.execute("SELECT count(*) FROM orders WHERE total IS NULL").fetchone()[0]
         sample = conn.execute("SELECT total FROM orders WHERE total_cents = 2500").fetchone()[0]
@@ -84,7 +87,7 @@ def test_changed_applied_file_is_refused_with_exit_2(
     database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     directory = tmp_path / "m"
-    shutil.copytree(REPO / "migrations", directory)
+    shutil.copytree(EXAMPLE_MIGRATIONS, directory)
     apply_migrations(database_url, "1.0.0", "1.0.0", directory)
     path = directory / "002_add_order_total.sql"
     path.write_text(path.read_text() + "\n-- edited after it was applied\n")

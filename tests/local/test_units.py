@@ -6,11 +6,19 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from app.faults import Faults, FaultSettingsError
 from app.service import create_app, parse_order, release_line
+
 from components.config import ConfigError, StackConfig
-from components.local.haproxy import LOG_FORMAT, Haproxy, Routing, find_haproxy, parse_log_line
+from components.local.haproxy import (
+    LOG_FORMAT,
+    SERVED_BY_HEADER,
+    Haproxy,
+    Routing,
+    ServerStat,
+    find_haproxy,
+    parse_log_line,
+)
 from components.local.settings import FaultSpec, LocalSettings, PortPlan
 from components.local.state import StateDir
 
@@ -83,6 +91,33 @@ def test_rendered_config_passes_haproxy_check(tmp_path: Path) -> None:
     path.write_text(text)
     result = subprocess.run([find_haproxy(), "-c", "-f", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("status", "check", "health"),
+    [
+        ("UP", "L7OK", "UP"),
+        ("UP", "* L7OK", "UP"),  # a check in progress, the last one passed (was read as CHECKING)
+        ("UP", "INI", "CHECKING"),  # started UP, not checked yet
+        ("UP", "* INI", "CHECKING"),
+        ("DOWN", "L7STS", "DOWN"),
+        ("DOWN", "* L7STS", "DOWN"),
+    ],
+)
+def test_health_reads_a_check_in_progress_by_its_last_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, status: str, check: str, health: str
+) -> None:
+    haproxy = Haproxy(StateDir(tmp_path, "unit"), PortPlan.from_config(config()), "/healthz")
+    row = ServerStat("be_blue", "app", status, check, 1, 0, 0, 0, 0)
+    monkeypatch.setattr(haproxy, "stats", lambda: [row])
+    assert haproxy.health("blue") == health
+
+
+def test_every_backend_names_the_colour_that_served(tmp_path: Path) -> None:
+    text = Haproxy(StateDir(tmp_path, "unit"), PortPlan.from_config(config()), "/healthz").render()
+    assert f"http-response set-header {SERVED_BY_HEADER} blue" in text
+    assert f"http-response set-header {SERVED_BY_HEADER} green" in text
+    assert f"http-response set-header {SERVED_BY_HEADER} %[srv_name]" in text  # be_split: servers are colours
 
 
 def test_routing_round_trips_through_the_map() -> None:

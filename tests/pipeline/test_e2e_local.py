@@ -32,7 +32,7 @@ SETTINGS = {"app_workers": 1, "app_threads": 4}
 
 def fast_smoke_file(directory: Path) -> Path:
     """The repository's smoke.yaml with a short retry budget, so a failing check fails in seconds."""
-    suite = yaml.safe_load((REPO / "smoke.yaml").read_text())
+    suite = yaml.safe_load((REPO / "examples/orders/smoke.yaml").read_text())
     suite["settings"].update(timeout_s=6, attempts=3, backoff_s=0.2, max_backoff_s=0.5)
     path = directory / "smoke-fast.yaml"
     path.write_text(yaml.safe_dump(suite))
@@ -97,21 +97,41 @@ def test_good_release_switches_with_zero_failed_requests(local_project: LocalPro
     assert status["last_decision"]["kind"] == "promote"
 
 
-def test_release_failing_smoke_is_never_switched_to(local_project: LocalProject) -> None:
-    env = start(local_project, local={**SETTINGS, "faults": {"2.1.0": {"fail_readiness": True}}})
+def test_release_that_never_becomes_ready_is_never_switched_to(local_project: LocalProject) -> None:
+    faults = {"2.1.0": {"fail_readiness": True}}
+    env = start(local_project, local={**SETTINGS, "faults": faults}, startup_timeout_s=3)
     code, stats = deploy_under_load(local_project, env, "2.1.0", fast_smoke_file(local_project.root))
 
     assert code == 1
     assert stats.failed == 0 and set(stats.by_color()) == {"blue"}, stats.summary()
-    assert local_project.config().live_color == "blue"
+    config = local_project.config()
+    assert (config.live_color, config.warm_idle) == ("blue", False)
     assert env.status()["live_color"] == "blue"
+    record = report_of(local_project)
+    assert record["outcome"] == "not healthy"
+    assert "switch" not in [e["kind"] for e in record["events"]]
+    assert "readiness" in record["summary"]["reason"] and "/readyz answered HTTP 503" in record["summary"]["reason"]
+    assert rows_missing(env, stats.order_ids()) == []
+
+
+def test_release_failing_smoke_is_never_switched_to(local_project: LocalProject) -> None:
+    env = start(local_project)
+    smoke = fast_smoke_file(local_project.root)
+    suite = yaml.safe_load(smoke.read_text())
+    suite["checks"].append(
+        {"name": "a business rule it breaks", "path": "/healthz", "expect": {"fields": {"version": "0"}}}
+    )
+    smoke.write_text(yaml.safe_dump(suite))
+    code, stats = deploy_under_load(local_project, env, "2.1.0", smoke)
+
+    assert code == 1
+    assert stats.failed == 0 and set(stats.by_color()) == {"blue"}, stats.summary()
+    assert local_project.config().live_color == "blue" and not local_project.config().warm_idle
     record = report_of(local_project)
     assert record["outcome"] == "smoke failed"
     assert "switch" not in [e["kind"] for e in record["events"]]
     failed = next(e for e in record["events"] if e["kind"] == "smoke" and "passed" in e["evidence"])
-    assert failed["evidence"]["failed"][0]["name"] == "readiness (database and schema)"
-    assert failed["evidence"]["failed"][0]["response"]["status"] == 503
-    assert rows_missing(env, stats.order_ids()) == []
+    assert [f["name"] for f in failed["evidence"]["failed"]] == ["a business rule it breaks"]
 
 
 def test_release_failing_after_switch_is_rolled_back_automatically(local_project: LocalProject) -> None:
@@ -205,8 +225,6 @@ def test_demo_tells_the_whole_story(path: str, capsys, monkeypatch: pytest.Monke
 def demo_story(local_project: LocalProject, capsys) -> str:
     """Run the demo on the project and check its story; what it printed."""
     dev = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
-    if not (local_project.root / "smoke.yaml").exists():
-        (local_project.root / "smoke.yaml").symlink_to(REPO / "smoke.yaml")
     local_project.write(
         monitor=dev["bluegreen:monitor"],
         scale_down_delay_s=dev["bluegreen:scale_down_delay_s"],

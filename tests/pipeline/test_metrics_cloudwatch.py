@@ -135,3 +135,49 @@ def test_health_is_the_target_groups_view(cloudwatch) -> None:
     assert (blue.healthy, blue.total, blue.ok) == (2, 2, True)
     assert (green.total, green.ok) == (0, False)
     assert "no registered targets" in green.detail
+
+
+def test_the_live_route_is_the_prod_listener_read_back(cloudwatch) -> None:
+    """A switch is verified from the ALB's own listener (moto), not from the stack config."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{z}")["Subnet"]["SubnetId"]
+        for i, z in ((1, "a"), (2, "b"))
+    ]
+    lb = elbv2.create_load_balancer(Name="bluegreen-alb", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+    groups = {
+        color: elbv2.create_target_group(Name=color, Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip")[
+            "TargetGroups"
+        ][0]["TargetGroupArn"]
+        for color in ("blue", "green")
+    }
+
+    def forward(blue: int, green: int) -> list[dict]:
+        weighted = [
+            {"TargetGroupArn": groups["blue"], "Weight": blue},
+            {"TargetGroupArn": groups["green"], "Weight": green},
+        ]
+        return [{"Type": "forward", "ForwardConfig": {"TargetGroups": weighted}}]
+
+    prod = elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=forward(100, 0))
+    elbv2.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=8443, DefaultActions=forward(0, 100))
+    outputs = {
+        **OUTPUTS,
+        "load_balancer": lb.split(":loadbalancer/", 1)[1],
+        "target_groups": {c: arn.split(":", 5)[5] for c, arn in groups.items()},
+        "listen_port": 80,
+    }
+    source = metrics_source_for(outputs)
+    route = source.live_route()
+    assert dict(route.weights) == {"blue": 100, "green": 0} and route.served_by_header is None
+    assert "listener :80 sends prod" in route.detail
+
+    elbv2.modify_listener(ListenerArn=prod["Listeners"][0]["ListenerArn"], DefaultActions=forward(25, 75))
+    assert dict(source.live_route().weights) == {"blue": 25, "green": 75}
+
+    with pytest.raises(MetricsSourceError, match=r"no listener on port 443 \(has \[80, 8443\]\)"):
+        metrics_source_for({**outputs, "listen_port": 443}).live_route()
+    with pytest.raises(MetricsSourceError, match="lacks listen_port"):
+        metrics_source_for({k: v for k, v in outputs.items() if k != "listen_port"}).live_route()

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from components.config import ConfigError, StackConfig
-from scripts.metrics import ColorHealth, MetricsSample
+from components.config import ConfigError, StackConfig, other_color
+from components.local.haproxy import SERVED_BY_HEADER
+from scripts.metrics import ColorHealth, LiveRoute, MetricsSample
 from scripts.pipeline import EXIT_FAILED, EXIT_OK, Pipeline, PipelineOptions, ReleaseAborted
 from scripts.record import RunRecord
 from scripts.targets import TargetError
@@ -36,6 +37,8 @@ class FakeTarget:
         self.applied: list[dict[str, Any]] = []
         self.healthy = {"blue": True, "green": True}
         self.failing: set[str] = set()  # colours whose metrics breach
+        self.stuck_on: str | None = None  # a load balancer that keeps sending prod to this colour
+        self.app_says: str | None = "own"  # what the app names itself: its colour, None (nothing), or a colour
         self.servers = [self._serve(live=True), self._serve(live=False)]
         self.count = 0
 
@@ -51,11 +54,14 @@ class FakeTarget:
                 color = config.idle_color
                 if live:
                     target.count += 1
-                    share = config.live_traffic_percent
-                    color = config.live_color if (target.count % 100) < share else config.idle_color
-                body = json.dumps({"status": "ok", "color": color, "version": config.version_of(color)}).encode()
+                    weights = target.live_route().weights
+                    color = "blue" if (target.count % 100) < weights["blue"] else "green"
+                says = color if target.app_says == "own" else target.app_says
+                body = json.dumps({"status": "ok", "version": config.version_of(color)}).encode()
                 self.send_response(200)
-                self.send_header("X-App-Color", color)
+                self.send_header(SERVED_BY_HEADER, color)
+                if says:
+                    self.send_header("X-App-Color", says)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -101,6 +107,12 @@ class FakeTarget:
 
     def shared_database(self, live: str) -> None:
         return None
+
+    def live_route(self) -> LiveRoute:
+        config = self._config
+        live, share = (self.stuck_on, 100) if self.stuck_on else (config.live_color, config.live_traffic_percent)
+        weights = {live: share, other_color(live): 100 - share}
+        return LiveRoute(weights, f"fake load balancer: {weights}", SERVED_BY_HEADER)
 
 
 @pytest.fixture
@@ -148,8 +160,8 @@ def test_gradual_switch_walks_the_steps_and_monitors_between(make) -> None:
 def test_breach_at_an_intermediate_step_rolls_back(make) -> None:
     target, pipeline, record = make(switch_steps=[50, 100])
     target.failing.add("green")
-    switched, decision, _ = pipeline.switch("green")
-    assert not switched and decision is not None and "error rate 0.5000" in decision.reason
+    switched, why, _ = pipeline.switch("green")
+    assert not switched and why is not None and "error rate 0.5000" in why
     assert target.applied[-1] == {"live_color": "blue", "live_traffic_percent": 100}
     rollback = next(e for e in record.events if e.kind == "rollback")
     assert rollback.evidence["evidence"]["check"]["errors"] == 50
@@ -182,6 +194,32 @@ def test_deploy_rolls_back_on_breach_after_the_switch(make) -> None:
     assert pipeline.deploy("2.1.0") == EXIT_FAILED
     assert target.applied[-2:] == [{"live_color": "blue", "live_traffic_percent": 100}, {"warm_idle": False}]
     assert record.outcome == "rolled back" and target.config().live_color == "blue"
+
+
+def test_an_app_that_names_no_colour_is_verified_by_the_load_balancer(make) -> None:
+    target, pipeline, record = make(scale_down_delay_s=0)
+    target.app_says = None
+    assert pipeline.deploy("2.0.0") == EXIT_OK
+    verify = next(e for e in record.events if e.kind == "verify")
+    assert verify.evidence["verified"] is True and verify.evidence["answers"] == {"green": 10}
+    assert verify.evidence["route"] == {"green": 100, "blue": 0}
+
+
+def test_a_switch_the_load_balancer_does_not_show_is_rolled_back_not_promoted(make) -> None:
+    target, pipeline, record = make(scale_down_delay_s=0)
+    target.stuck_on = "blue"
+    assert pipeline.deploy("2.0.0") == EXIT_FAILED
+    assert record.outcome == "rolled back" and target.config().live_color == "blue"
+    assert "promote" not in kinds(record)
+    assert "not verified" in record.summary["reason"] and "routes 0% of prod to green" in record.summary["reason"]
+    assert target.applied[-2:] == [{"live_color": "blue", "live_traffic_percent": 100}, {"warm_idle": False}]
+
+
+def test_an_app_naming_the_other_colour_fails_verification(make) -> None:
+    target, pipeline, record = make(scale_down_delay_s=0)
+    target.app_says = "blue"  # green's backend answers, the app behind it says blue: ports crossed
+    assert pipeline.deploy("2.0.0") == EXIT_FAILED
+    assert "ports crossed" in record.summary["reason"] and target.config().live_color == "blue"
 
 
 def test_deploy_never_switches_when_smoke_fails(make, smoke_file: Path) -> None:
