@@ -12,7 +12,7 @@ live route. Measured from the load generator's side:
   engine path, HAProxy first plus the reconciling ``pulumi up``).
 
 Runs in a throwaway project root with free ports (tests/local/sandbox.py); nothing of
-the repository's dev stack is touched. ``python -m bench.rollback_reaction [--runs 3]
+the repository's dev stack is touched. ``python -m bench.rollback_reaction [--runs 5]
 [--rate 50] [--path runtime|pulumi]``: ``pulumi`` drives the stack through the Pulumi
 CLI and the Automation API (``make pulumi`` first), ``runtime`` through the local runtime.
 """
@@ -96,13 +96,13 @@ def one_run(root: Path, version: str, rate: float, index: int) -> dict[str, floa
 
 def main_bench() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--rate", type=float, default=50.0, help="steady load, requests/s")
-    parser.add_argument("--error-rate", type=float, default=0.5, help="share of requests the bad release fails")
+    parser.add_argument("--error-rate", type=float, default=0.3, help="share of requests the bad release fails")
     parser.add_argument("--fault-after-s", type=float, default=6.0, help="faults start this long after process start")
     parser.add_argument("--max-error-rate", type=float, default=0.02)
     parser.add_argument("--window-s", type=int, default=5)
-    parser.add_argument("--interval-s", type=int, default=1)
+    parser.add_argument("--interval-s", type=float, default=1.0, help="the monitor's longest pause (it streams)")
     parser.add_argument("--path", choices=("runtime", "pulumi"), default="runtime", help="how the stack is applied")
     args = parser.parse_args()
     os.environ[ENGINE_ENV] = args.path

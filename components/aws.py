@@ -9,6 +9,7 @@ services stay registered and healthy, so a switch or a rollback is one listener 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,12 +149,20 @@ class AwsBlueGreen(pulumi.ComponentResource):
             drop_invalid_header_fields=True,
             opts=self.child,
         )
-        self.prod_listener, self.preview_listener, extra_listeners = self._listeners()
-        listeners = [self.prod_listener, self.preview_listener, *extra_listeners]
-        self.services = {
-            color: self._service(color, private_subnets, task_sg, execution_role, task_role, listeners)
-            for color in COLORS
-        }
+        # A bare flip (live_color alone, warm_idle false) must never route production to a
+        # colour below capacity, so the order is: the colour that is live scales up and is
+        # steady, then the prod listener moves, then the other colour scales down. The
+        # preview listener forwards to both target groups, which attaches them to the ALB.
+        self.preview_listener, extra_listeners = self._preview_listeners()
+        attached = [self.preview_listener, *extra_listeners]
+        live, idle = self.config.live_color, self.config.idle_color
+
+        def service(color: str, after: list[pulumi.Resource]) -> aws.ecs.Service:
+            return self._service(color, private_subnets, task_sg, execution_role, task_role, after)
+
+        self.services = {live: service(live, after=attached)}
+        self.prod_listener = self._prod_listener(after=[self.services[live]])
+        self.services[idle] = service(idle, after=[*attached, self.prod_listener])
         self.alarms = {color: self._alarms(color) for color in COLORS}
 
         scheme = "https" if self.settings.certificate_arn else "http"
@@ -412,7 +421,7 @@ class AwsBlueGreen(pulumi.ComponentResource):
         task_sg: aws.ec2.SecurityGroup,
         execution_role: aws.iam.Role,
         task_role: aws.iam.Role,
-        listeners: list[aws.lb.Listener],
+        after: list[pulumi.Resource],
     ) -> aws.ecs.Service:
         """One colour: its log group, task definition and Fargate service; nothing here reads live_color."""
         cfg, s, name = self.config, self.settings, self.name
@@ -487,8 +496,9 @@ class AwsBlueGreen(pulumi.ComponentResource):
             propagate_tags="SERVICE",
             wait_for_steady_state=True,
             tags={"bluegreen:color": color},
-            # The target group must be attached to the ALB (through a listener) before ECS can use it.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=listeners),
+            # ``after``: the target group attached to the ALB (through a listener) before ECS
+            # can use it, and for the colour that is not live, the prod listener (see __init__).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
         )
 
     # -- routing ---------------------------------------------------------------------
@@ -504,29 +514,34 @@ class AwsBlueGreen(pulumi.ComponentResource):
             ),
         )
 
-    def _listeners(self) -> tuple[aws.lb.Listener, aws.lb.Listener, list[aws.lb.Listener]]:
-        """The only resources whose inputs depend on ``live_color``."""
-        cfg, s, name = self.config, self.settings, self.name
-        tls: dict[str, Any] = (
-            {"protocol": "HTTPS", "certificate_arn": s.certificate_arn, "ssl_policy": TLS_POLICY}
-            if s.certificate_arn
-            else {"protocol": "HTTP"}
-        )
-        prod = aws.lb.Listener(
-            f"{name}-prod-listener",
+    def _tls(self) -> dict[str, Any]:
+        s = self.settings
+        if s.certificate_arn:
+            return {"protocol": "HTTPS", "certificate_arn": s.certificate_arn, "ssl_policy": TLS_POLICY}
+        return {"protocol": "HTTP"}
+
+    def _prod_listener(self, after: list[pulumi.Resource]) -> aws.lb.Listener:
+        """Production's route, the switch: one of the only resources whose inputs depend on ``live_color``."""
+        cfg = self.config
+        return aws.lb.Listener(
+            f"{self.name}-prod-listener",
             load_balancer_arn=self.load_balancer.arn,
             port=cfg.listen_port,
             default_actions=[self._forward({c: cfg.traffic_percent(c) for c in COLORS})],
-            opts=self.child,
-            **tls,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+            **self._tls(),
         )
+
+    def _preview_listeners(self) -> tuple[aws.lb.Listener, list[aws.lb.Listener]]:
+        """The preview route (the idle colour) and, with TLS, the port-80 redirect."""
+        cfg, s, name = self.config, self.settings, self.name
         preview = aws.lb.Listener(
             f"{name}-preview-listener",
             load_balancer_arn=self.load_balancer.arn,
             port=cfg.preview_port,
             default_actions=[self._forward({c: 100 if c == cfg.idle_color else 0 for c in COLORS})],
             opts=self.child,
-            **tls,
+            **self._tls(),
         )
         extra = []
         if s.certificate_arn and cfg.listen_port != 80:
@@ -547,7 +562,7 @@ class AwsBlueGreen(pulumi.ComponentResource):
                     opts=self.child,
                 )
             )
-        return prod, preview, extra
+        return preview, extra
 
     # -- alarms ------------------------------------------------------------------------
 
@@ -558,7 +573,7 @@ class AwsBlueGreen(pulumi.ComponentResource):
             "LoadBalancer": self.load_balancer.arn_suffix,
             "TargetGroup": self.target_groups[color].arn_suffix,
         }
-        period = max(60, (monitor.interval_s + 59) // 60 * 60)
+        period = max(60, math.ceil(monitor.interval_s / 60) * 60)
         periods = max(1, monitor.window_s // period)
 
         def metric(metric_id: str, metric_name: str) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:

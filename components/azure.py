@@ -34,6 +34,7 @@ from pulumi_azure_native import (
     resources,
 )
 
+from components import flip_guard
 from components.config import COLORS, ConfigError, StackConfig, invalid
 from components.targets import contract_outputs
 
@@ -289,6 +290,9 @@ class AzureBlueGreen(pulumi.ComponentResource):
         prefix = settings.name_prefix
         child = pulumi.ResourceOptions(parent=self)
         self._config, self._settings = config, settings
+        # The gateway's pools name both apps, so a flip cannot be ordered here: it is judged
+        # against what is deployed instead (components/flip_guard.py).
+        self._flip_check = flip_guard.checked(config, name, child)
 
         client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         # Globally unique names (Key Vault, PostgreSQL, the gateway's DNS label) get a stable suffix.
@@ -357,6 +361,7 @@ class AzureBlueGreen(pulumi.ComponentResource):
             "prod_rule": PROD_RULE,  # read back to verify a switch
         }
         self.outputs = contract_outputs(config, live_url, preview_url, metrics)
+        self.outputs.update(flip_guard.deployed_shape(config))
         self.outputs["database_endpoint"] = pulumi.Output.secret(self.db_host)
         self.register_outputs(self.outputs)
 
@@ -648,7 +653,10 @@ class AzureBlueGreen(pulumi.ComponentResource):
                         ],
                     }
                 ],
-                "scale": {"min_replicas": config.desired_capacity(color), "max_replicas": config.capacity},
+                "scale": {
+                    "min_replicas": flip_guard.gated(self._flip_check, config.desired_capacity(color)),
+                    "max_replicas": config.capacity,
+                },
             },
             **self._common,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[secrets_reader]),
@@ -754,7 +762,9 @@ class AzureBlueGreen(pulumi.ComponentResource):
                     "rule_type": "Basic",
                     "priority": 100 * (index + 1),
                     "http_listener": ref("httpListeners", listener),
-                    "backend_address_pool": ref("backendAddressPools", _pool_name(color)),
+                    "backend_address_pool": flip_guard.gated(
+                        self._flip_check, ref("backendAddressPools", _pool_name(color))
+                    ),
                     "backend_http_settings": ref("backendHttpSettingsCollection", "apps"),
                 }
                 for index, (listener, color) in enumerate(routes.items())

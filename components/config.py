@@ -29,6 +29,7 @@ COLORS = ("blue", "green")
 ENVIRONMENTS = ("dev", "staging", "prod")
 NO_DATA_POLICIES = ("rollback", "hold", "pass")
 APP_COMMAND_FIELDS = ("port", "version", "color", "python")
+MIN_INTERVAL_S = 0.05
 WORLD_CIDRS = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
 T = TypeVar("T")
@@ -55,7 +56,7 @@ class MonitorConfig:
     max_error_rate: float = 0.01
     max_p99_ms: float = 500.0
     window_s: int = 60
-    interval_s: int = 5
+    interval_s: float = 5.0
     bake_s: int = 120
     on_no_data: str = "hold"
 
@@ -438,9 +439,8 @@ class _Parser:
             return value.get(name, getattr(d, name))
 
         window_s = _as_int(sub("window_s"), 1, 86400, lambda v, a: self._fail("monitor.window_s", v, "1-86400 seconds"))
-        interval_s = _as_int(
-            sub("interval_s"), 1, 3600, lambda v, a: self._fail("monitor.interval_s", v, "1-3600 seconds")
-        )
+        # Fractions are allowed: the local source streams every request, so it can judge often.
+        interval_s = self.number("monitor.interval_s", sub("interval_s"), MIN_INTERVAL_S, 3600.0)
         if interval_s > window_s:
             raise self._fail("monitor.interval_s", interval_s, f"must not exceed window_s ({window_s})")
         on_no_data = sub("on_no_data")

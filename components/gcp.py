@@ -34,6 +34,7 @@ from pulumi_gcp import (
     sql,
 )
 
+from components import flip_guard
 from components.config import COLORS, ConfigError, StackConfig, invalid
 from components.targets import contract_outputs
 
@@ -210,6 +211,9 @@ class GcpBlueGreen(pulumi.ComponentResource):
         # Label values allow lowercase letters, digits, '-' and '_' only.
         self.labels = {"app": "bluegreen", "stack": gcp_name(args.config.stack, 63)}
 
+        # The URL map depends on both colours' backends, so a flip cannot be ordered here:
+        # it is judged against what is deployed instead (components/flip_guard.py).
+        self.flip_check = flip_guard.checked(self.config, name, pulumi.ResourceOptions(parent=self))
         self.apis = self._enable_apis()
         network_id, subnetwork_id, peering = self._network()
         self.database_url_secret = self._database(network_id, peering)
@@ -230,6 +234,7 @@ class GcpBlueGreen(pulumi.ComponentResource):
             "backend_services": {color: backend.name for color, backend in self.backends.items()},
         }
         self.outputs = contract_outputs(self.config, live_url, preview_url, metrics)
+        self.outputs.update(flip_guard.deployed_shape(self.config))
         # Private, and exported only as a secret (the contract: secret or not at all).
         self.outputs["database_endpoint"] = pulumi.Output.secret(self.database_ip)
         self.register_outputs(self.outputs)
@@ -473,7 +478,7 @@ class GcpBlueGreen(pulumi.ComponentResource):
                 service_account=self.run_service_account.email,
                 labels=labels,
                 scaling=cloudrunv2.ServiceTemplateScalingArgs(
-                    min_instance_count=self.config.desired_capacity(color),
+                    min_instance_count=flip_guard.gated(self.flip_check, self.config.desired_capacity(color)),
                     max_instance_count=self.settings.max_instances,
                 ),
                 vpc_access=cloudrunv2.ServiceTemplateVpcAccessArgs(
@@ -558,7 +563,8 @@ class GcpBlueGreen(pulumi.ComponentResource):
             default_route_action=compute.URLMapDefaultRouteActionArgs(
                 weighted_backend_services=[
                     compute.URLMapDefaultRouteActionWeightedBackendServiceArgs(
-                        backend_service=self.backends[color].id, weight=config.traffic_percent(color)
+                        backend_service=self.backends[color].id,
+                        weight=flip_guard.gated(self.flip_check, config.traffic_percent(color)),
                     )
                     for color in COLORS
                 ]
@@ -569,7 +575,9 @@ class GcpBlueGreen(pulumi.ComponentResource):
             f"{self.name}-preview-urlmap",
             project=self.project,
             description="preview: the idle colour",
-            default_service=self.preview_backends[config.idle_color].id,
+            default_service=pulumi.Output.all(self.flip_check, self.preview_backends[config.idle_color].id).apply(
+                lambda checked_and_id: checked_and_id[1]
+            ),
             opts=self._opts(),
         )
 

@@ -1,4 +1,4 @@
-"""The post-switch monitor loop: sample the live colour every ``interval_s``, judge, decide.
+"""The post-switch monitor loop: sample the live colour (every ``interval_s``, or per batch), judge, decide.
 
 The judgement is in :mod:`scripts.decision`; this module only paces it. The window
 never reaches back before the switch, so smoke-test traffic or the old release's
@@ -37,10 +37,18 @@ def watch(
     clock: Callable[[], datetime] = utc_now,
     sleep: Callable[[float], None] = time.sleep,
 ) -> MonitorResult:
-    """Watch ``color`` from ``started`` until the decision is no longer *watch*."""
+    """Watch ``color`` from ``started`` until the decision is no longer *watch*.
+
+    A source that streams (``wait_for_requests``, the local HAProxy log) is judged on every
+    new batch of requests, and at least every ``interval_s``; others every ``interval_s``.
+    """
     checks: list[Check] = []
+    streaming = getattr(source, "wait_for_requests", None)
     while True:
-        sleep(thresholds.interval_s)
+        if streaming is None:
+            sleep(thresholds.interval_s)
+        else:
+            streaming(color, thresholds.interval_s)
         now = clock()
         window_start = max(started, now - timedelta(seconds=thresholds.window_s))
         check = check_sample(source.sample(color, window_start, now), thresholds, now)

@@ -21,15 +21,17 @@ from rich.console import Console
 from rich.table import Table
 
 from components.config import COLORS, other_color
-from scripts.decision import INCONCLUSIVE, PROMOTE, ROLLBACK, Check, Decision
+from scripts.decision import INCONCLUSIVE, PASS, PROMOTE, ROLLBACK, WATCH, Check, Decision
 from scripts.metrics import ColorHealth
 from scripts.monitor import MonitorResult, watch
 from scripts.record import RunRecord, utc_now
+from scripts.rolled_back import RolledBackVersions
 from scripts.smoke import SmokeReport, SmokeRunner, load_suite, print_report
 from scripts.targets import Target, TargetError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 COLOR_HEADER = "X-App-Color"
+CHECK_NOTE_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class Pipeline:
         self.console = console or record.console
         self.sleep = sleep
         self.http = httpx.Client(timeout=5.0)
+        self.rolled_back = RolledBackVersions(target.project_dir, target.stack)
 
     # -- building blocks ----------------------------------------------------------------
 
@@ -203,10 +206,10 @@ class Pipeline:
             return f"the load balancer says these served prod: {answers}", evidence
         return None, evidence
 
-    def apply(self, what: str, **changes: Any) -> float:
+    def apply(self, what: str, urgent: bool = False, **changes: Any) -> float:
         """Apply config changes through the target; returns how long the apply took."""
         started = time.monotonic()
-        self.target.apply(changes, progress=lambda line: self.record.note("apply", line, quiet=True))
+        self.target.apply(changes, progress=lambda line: self.record.note("apply", line, quiet=True), urgent=urgent)
         took = time.monotonic() - started
         self.record.note("apply", f"{what} ({took:.2f}s)", changes=changes, seconds=round(took, 3))
         return took
@@ -222,7 +225,15 @@ class Pipeline:
             f"no data -> {thresholds.on_no_data}",
         )
 
+        shown = [float("-inf")]
+
         def show(check: Check, decision: Decision) -> None:
+            # A streaming source is judged many times a second: record a healthy check at
+            # most once a second, and every other one (breach, no data, a decision) always.
+            now = time.monotonic()
+            if check.status == PASS and decision.action == WATCH and now - shown[0] < CHECK_NOTE_EVERY_S:
+                return
+            shown[0] = now
             rate = "-" if check.error_rate is None else f"{check.error_rate:.4f}"
             p99 = "-" if check.p99_ms is None else f"{check.p99_ms:.0f} ms"
             self.record.note(
@@ -246,6 +257,7 @@ class Pipeline:
         config = self.target.config()
         steps = config.switch_steps
         old = other_color(to)
+        warmed = self.warm_before_traffic(to)
         live_since = utc_now()
         for index, percent in enumerate(steps):
             took = self.apply(f"switch: {to} gets {percent}% of traffic", live_color=to, live_traffic_percent=percent)
@@ -268,12 +280,15 @@ class Pipeline:
                 if result.decision.action != PROMOTE:
                     self.rollback(old, result.decision)
                     return False, result.decision.reason, live_since
+        if warmed:
+            self.apply(f"{old} down to idle capacity", warm_idle=False)
         return True, None, live_since
 
     def rollback(self, to: str, decision: Decision | None, reason: str = "") -> float:
         """Flip ``live_color`` back to ``to`` at once, if ``to`` is still healthy; returns seconds taken."""
         started = time.monotonic()
         why = decision.reason if decision else reason
+        warmed = self.warm_before_traffic(to)
         health = self.target.health(to)
         if not health.ok:
             self.record.note(
@@ -282,8 +297,12 @@ class Pipeline:
                 reason=why,
             )
             raise ReleaseAborted(f"rollback target {to} is unhealthy: {health.detail}")
-        self.apply(f"rollback: {to} live at 100%", live_color=to, live_traffic_percent=100)
+        bad = other_color(to)
+        bad_version = self.target.config().version_of(bad)
+        self.apply(f"rollback: {to} live at 100%", urgent=True, live_color=to, live_traffic_percent=100)
         took = time.monotonic() - started
+        if bad_version != self.target.config().version_of(to):  # the same build on both: no release to blame
+            self.rolled_back.record(bad_version, bad, why)
         self.record.note(
             "rollback",
             f"rolled back to {to} in {took:.2f}s because {why}",
@@ -293,7 +312,59 @@ class Pipeline:
             evidence=decision.to_dict() if decision else None,
         )
         self.verify_traffic(to, 100)
+        if warmed:
+            self.apply(f"{bad} down to idle capacity", warm_idle=False)
         return took
+
+    def warm_before_traffic(self, to: str) -> bool:
+        """Bring ``to`` to full capacity before it gets traffic, when it is held below (``warm_idle`` off).
+
+        A release keeps the idle colour warm, so its rollback skips this; a rollback or a
+        switch after the release ended does it first, so that no target sends production to
+        a colour below capacity (GCP and Azure refuse such a flip outright). True if it warmed.
+        """
+        config = self.target.config()
+        if config.warm_idle or config.desired_capacity(to) >= config.capacity:
+            return False
+        self.apply(f"{to} to full capacity before it takes traffic", warm_idle=True)
+        deadline = time.monotonic() + config.startup_timeout_s
+        while not self.target.health(to).ok and time.monotonic() < deadline:
+            self.sleep(0.5)
+        return True
+
+    def refuse_known_bad(self, color: str, force: bool = False) -> None:
+        """Refuse (KnownBadReleaseError) to go to ``color`` if it runs a version this stack rolled back."""
+        version = self.target.config().version_of(color)
+        if force:
+            if self.rolled_back.get(version):
+                self.record.note("force", f"--force: going to {color} although it runs rolled-back {version}")
+            return
+        self.rolled_back.refuse(color, version)
+
+    def guard(self, color: str, old: str, switch_at: datetime) -> tuple[Decision | None, str]:
+        """After promotion, judge ``color`` by the same rules until ``old`` scales down.
+
+        While the old colour is warm (``scale_down_delay_s`` after the switch) a rollback
+        costs nothing, so a breach then rolls back too. Returns the decision that rolled
+        back (None when the guard ended without one) and the guard's verdict for the summary.
+        """
+        delay = self.target.config().scale_down_delay_s
+        left = delay - (utc_now() - switch_at).total_seconds()
+        if left <= 0:
+            return None, f"none (scale_down_delay_s={delay}s had passed at promotion)"
+        self.record.note(
+            "guard",
+            f"guarding {color} {left:.0f}s more, until {old} scales down (scale_down_delay_s={delay})",
+            seconds=round(left, 1),
+        )
+        result = self.monitor(color, switch_at, bake_s=delay)
+        if result.decision.action == ROLLBACK:
+            verdict = f"breach {result.decision.elapsed_s:.1f}s after the switch: {result.decision.reason}"
+            self.record.note("guard", f"guard: {verdict}", **result.decision.to_dict())
+            return result.decision, verdict
+        verdict = f"{delay}s after the switch: {result.decision.reason}"
+        self.record.note("guard", f"guard passed: {verdict}", **result.decision.to_dict())
+        return None, verdict
 
     def check_migrations(self, versions: Mapping[str, str]) -> bool:
         """Lint every migration and rehearse, with the live release, what ``versions`` make due.
@@ -415,20 +486,21 @@ class Pipeline:
                 self.record.finish("inconclusive", EXIT_FAILED, version=version, reason=result.decision.reason)
                 return EXIT_FAILED
             self.record.note("promote", f"{version} on {idle}: {result.decision.reason}", **result.decision.to_dict())
-            self._scale_down_after_delay(live, switch_at)
-            self.record.finish("released", EXIT_OK, version=version, live=idle)
+            breach, verdict = self.guard(idle, live, switch_at)
+            if breach is not None:
+                self.rollback(live, breach)
+                self.apply(f"{idle} back to idle capacity", warm_idle=False)
+                self.record.finish(
+                    "rolled back after promotion", EXIT_FAILED, version=version, reason=breach.reason, guard=verdict
+                )
+                return EXIT_FAILED
+            self.apply(f"{live} down to idle_capacity", warm_idle=False)
+            self.rolled_back.forget(version)
+            self.record.finish("released", EXIT_OK, version=version, live=idle, guard=verdict)
             return EXIT_OK
         except ReleaseAborted as exc:
             self.record.finish("aborted", EXIT_FAILED, version=version, reason=str(exc))
             return EXIT_FAILED
-
-    def _scale_down_after_delay(self, old: str, switch_at: datetime) -> None:
-        delay = self.target.config().scale_down_delay_s
-        left = delay - (utc_now() - switch_at).total_seconds()
-        if left > 0:
-            self.record.note("scale", f"{old} keeps full capacity {left:.0f}s more (scale_down_delay_s={delay})")
-            self.sleep(left)
-        self.apply(f"{old} down to idle_capacity", warm_idle=False)
 
 
 def _json_color(response: httpx.Response) -> str | None:

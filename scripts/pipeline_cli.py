@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,21 @@ from scripts.metrics import MetricsSourceError
 from scripts.pipeline import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Pipeline, PipelineOptions, ReleaseAborted
 from scripts.pipeline import print_summary as print_run_summary
 from scripts.record import RunRecord, TrafficRecorder, load_last_decision, utc_now
+from scripts.rolled_back import KnownBadReleaseError, RolledBackVersions
 from scripts.smoke import SmokeFileError
 from scripts.targets import Target, TargetError, open_target
 from scripts.targets.local import LocalTarget
 
 ROOT = Path(__file__).resolve().parent.parent
-BAD_INPUT = (ConfigError, SmokeFileError, StackLockedError, MetricsSourceError, TargetError, MigrationError)
+BAD_INPUT = (
+    ConfigError,
+    SmokeFileError,
+    StackLockedError,
+    MetricsSourceError,
+    TargetError,
+    MigrationError,
+    KnownBadReleaseError,
+)
 
 
 def add_commands(subparsers: Any) -> None:
@@ -51,6 +61,8 @@ def add_commands(subparsers: Any) -> None:
     monitor = command("monitor", "watch the live colour; roll back on breach", cmd_monitor)
     rollback = command("rollback", "flip live_color back at once (no pre-switch checks)", cmd_rollback)
     rollback.add_argument("--reason", default="requested by hand", help="recorded with the rollback")
+    for sub in (switch, rollback):
+        sub.add_argument("--force", action="store_true", help="go to the colour even if it runs a rolled-back version")
     deploy = command("deploy", "release a version: migrate, idle gets it, smoke, switch, monitor", cmd_deploy)
     deploy.add_argument("--version", required=True, help="the version (image tag / app version) to release")
     deploy.add_argument("--file", default=None, help="smoke checks file (default: the stack's smoke_file)")
@@ -148,6 +160,7 @@ def cmd_switch(args: argparse.Namespace) -> int:
         if config.live_color == args.to and not config.gradual_switch_in_progress:
             pipeline.record.note("switch", f"{args.to} is already live at 100%; nothing to do")
             return EXIT_OK
+        pipeline.refuse_known_bad(args.to, force=args.force)
         health = target.health(args.to)
         if not health.ok:
             pipeline.record.note("abort", f"not switching: {health.detail}")
@@ -161,7 +174,11 @@ def cmd_switch(args: argparse.Namespace) -> int:
 def cmd_monitor(args: argparse.Namespace) -> int:
     def body(target: Target, pipeline: Pipeline) -> int:
         config = target.config()
-        result = pipeline.monitor(config.live_color, utc_now())
+        # While the old colour is warm a rollback costs nothing: guard for as long as it stays so.
+        bake = max(config.monitor.bake_s, config.scale_down_delay_s) if config.warm_idle else None
+        if bake is not None:
+            pipeline.record.note("guard", f"{config.idle_color} is warm: watching {config.live_color} for {bake}s")
+        result = pipeline.monitor(config.live_color, utc_now(), bake_s=bake)
         if result.decision.action == ROLLBACK:
             pipeline.rollback(config.idle_color, result.decision)
             return EXIT_FAILED
@@ -176,7 +193,9 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     def body(target: Target, pipeline: Pipeline) -> int:
-        pipeline.rollback(target.config().idle_color, None, reason=args.reason)
+        to = target.config().idle_color
+        pipeline.refuse_known_bad(to, force=args.force)
+        pipeline.rollback(to, None, reason=args.reason)
         return EXIT_OK
 
     return _run_with_summary(args, "rollback", body)
@@ -222,6 +241,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     last = document.get("last_decision")
     if last:
         out.print(f"last decision ({last['at']}, {last['command']}): {last['kind']}: {last['message']}")
+    for color, bad in document["rolled_back"].items():
+        out.print(
+            f"[yellow]{color} runs {escape(bad['version'])}, rolled back at {bad['at']} because "
+            f"{escape(bad['reason'])}[/]: "
+            "switch/rollback onto it need --force"
+        )
     return EXIT_OK
 
 
@@ -241,6 +266,11 @@ def status_document(target: Target, project_dir: Path) -> dict[str, Any]:
     document["health"] = health
     document["path"] = target.path
     document["last_decision"] = load_last_decision(project_dir.resolve() / ".bluegreen" / target.stack)
+    config = target.config()
+    known_bad = RolledBackVersions(project_dir, target.stack)
+    document["rolled_back"] = {
+        color: asdict(bad) for color in COLORS if (bad := known_bad.get(config.version_of(color))) is not None
+    }
     return document
 
 

@@ -46,6 +46,7 @@ class Registration:
     secret_paths: frozenset[str]
     additional_secret_outputs: tuple[str, ...]
     ignore_changes: tuple[str, ...]
+    dependencies: tuple[str, ...] = ()  # URNs it waits for (depends_on and inputs' resources)
 
 
 @dataclass
@@ -122,6 +123,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     secret_paths=frozenset(found),
                     additional_secret_outputs=tuple(request.additionalSecretOutputs),
                     ignore_changes=tuple(request.ignoreChanges),
+                    dependencies=tuple(request.dependencies),
                 )
             )
         return response
@@ -184,6 +186,18 @@ class DefaultMocks(pulumi.runtime.Mocks):
 
 def _config_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def with_deployed(extra: MockOutputs | None, deployed: Mapping[str, Any] | None) -> MockOutputs:
+    """``extra`` plus the stack's last outputs for the program's stack reference to itself."""
+
+    def outputs(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
+        found = dict(extra(args)) if extra else {}
+        if args.typ == "pulumi:pulumi:StackReference":
+            found["outputs"] = dict(deployed or {})
+        return found
+
+    return outputs
 
 
 def run_stack(

@@ -102,6 +102,21 @@ def test_flip_outside_a_release_only_adds_desired_count_changes() -> None:
     }
 
 
+@pytest.mark.parametrize("live", ["blue", "green"])
+def test_a_bare_flip_scales_the_new_live_colour_before_the_route_moves(live: str) -> None:
+    """Engine order: the live service (steady) -> the prod listener -> the idle service scales down."""
+    idle = "green" if live == "blue" else "blue"
+    run = aws_stack(live_color=live)
+    prod = run.one(LISTENER, "prod-listener")
+    preview = run.one(LISTENER, "preview-listener")
+    services = {color: run.one(SERVICE, f"-{color}-service") for color in ("blue", "green")}
+    assert services[live].inputs["waitForSteadyState"] is True
+    assert services[live].urn in prod.dependencies
+    assert prod.urn in services[idle].dependencies and prod.urn not in services[live].dependencies
+    assert {preview.urn} <= set(services[live].dependencies) & set(services[idle].dependencies)
+    assert services[idle].urn not in prod.dependencies
+
+
 def test_gradual_switch_step_weights_and_keeps_both_colours_at_capacity() -> None:
     run = aws_stack(live_color="green", switch_steps=[10, 50, 100], live_traffic_percent=10)
     assert forward_weights(run.one(LISTENER, "prod-listener")) == {"green": 10, "blue": 90}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from azure_mock_outputs import ENV_DEFAULT_DOMAIN, TENANT_ID, azure_outputs
-from pulumi_harness import SECRET, Registration, StackRun, run_stack
+from pulumi_harness import SECRET, ProgramFailedError, Registration, StackRun, run_stack, with_deployed
 from rejections import assert_refused_before_any_resource, with_invalid_value
 from test_config import INVALID_VALUES
 
@@ -28,12 +28,15 @@ GATEWAY_ID = (
 )
 
 
-def azure_stack(stack: str = "prod", provider: dict[str, str] | None = None, **config: Any) -> StackRun:
+def azure_stack(
+    stack: str = "prod", provider: dict[str, str] | None = None, deployed: dict[str, Any] | None = None, **config: Any
+) -> StackRun:
+    """``deployed``: the stack's last outputs, as its self stack reference reads them."""
     return run_stack(
         {**PROD, **config},
         stack=stack,
         provider_config=LOCATION if provider is None else provider,
-        extra_outputs=azure_outputs,
+        extra_outputs=with_deployed(azure_outputs, deployed),
     )
 
 
@@ -140,6 +143,21 @@ def test_flip_outside_a_release_also_rescales_the_apps_in_place() -> None:
         (CONTAINER_APP, "prod-bluegreen-blue-app"): {"template.scale.minReplicas"},
         (CONTAINER_APP, "prod-bluegreen-green-app"): {"template.scale.minReplicas"},
     }
+
+
+def test_a_bare_flip_to_a_colour_below_capacity_is_refused_before_the_gateway_or_apps_change() -> None:
+    """The gateway names both apps, so a flip is judged against the deployed outputs instead."""
+    deployed = azure_stack(live_color="blue").outputs
+    assert deployed["capacities"] == {"blue": 4, "green": 1}
+    with pytest.raises(
+        ProgramFailedError, match="refusing to send 100% of production to green, which runs 1 of"
+    ) as refused:
+        azure_stack(live_color="green", deployed=deployed)
+    registered = {r.type for r in refused.value.resources}
+    assert GATEWAY not in registered and CONTAINER_APP not in registered
+    warm = azure_stack(live_color="blue", warm_idle=True, deployed=deployed).outputs
+    flipped = azure_stack(live_color="green", warm_idle=True, deployed=warm).outputs
+    azure_stack(live_color="green", deployed=flipped)  # then the old colour cools down
 
 
 def test_nsg_limits_the_preview_port_to_preview_cidrs() -> None:

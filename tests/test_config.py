@@ -76,6 +76,8 @@ INVALID_VALUES = [
     ("monitor", {"max_p99_ms": 0}, "monitor.max_p99_ms"),
     ("monitor", {"window_s": 0}, "monitor.window_s"),
     ("monitor", {"interval_s": 120, "window_s": 60}, "must not exceed window_s"),
+    ("monitor", {"interval_s": 0.01}, "must be in [0.05, 3600]"),
+    ("monitor", {"interval_s": "often"}, "expected a number"),
     ("monitor", {"on_no_data": "ignore"}, "allowed: rollback, hold, pass"),
     ("monitor", {"max_error": 0.1}, "unknown field"),
     ("db", {"password": "hunter2"}, "generated as a Pulumi secret"),
@@ -183,3 +185,7 @@ def test_migrations_dir_names_the_apps_migrations_and_empty_means_none(tmp_path:
     none = parse(migrations_dir="")
     assert none.migrations_dir == "" and none.migrations_location(tmp_path) is None
     assert StackConfig.parse(none.to_raw(), "dev").migrations_location(tmp_path) is None  # survives a round trip
+
+
+def test_interval_s_takes_fractions() -> None:
+    assert StackConfig.parse({"monitor": {"interval_s": 0.25}}, "dev").monitor.interval_s == 0.25

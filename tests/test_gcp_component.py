@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from pulumi_harness import ROOT, SECRET, Registration, StackRun, run_stack
+from pulumi_harness import ROOT, SECRET, ProgramFailedError, Registration, StackRun, run_stack, with_deployed
 from rejections import assert_refused_before_any_resource, with_invalid_value
 from test_config import INVALID_VALUES
 
@@ -55,12 +55,15 @@ def provider_outputs(args: pulumi.runtime.MockResourceArgs) -> dict[str, Any]:
     return out
 
 
-def gcp_stack(stack: str = "prod", provider: dict[str, str] | None = None, **config: Any) -> StackRun:
+def gcp_stack(
+    stack: str = "prod", provider: dict[str, str] | None = None, deployed: dict[str, Any] | None = None, **config: Any
+) -> StackRun:
+    """``deployed``: the stack's last outputs, as its self stack reference reads them."""
     return run_stack(
         {"cloud": "gcp", **config},
         stack=stack,
         provider_config=PROVIDER if provider is None else provider,
-        extra_outputs=provider_outputs,
+        extra_outputs=with_deployed(provider_outputs, deployed),
     )
 
 
@@ -230,6 +233,28 @@ def test_flipping_live_color_changes_only_the_url_maps() -> None:
     assert before.keys() == after.keys()
     changed = sorted(key for key in before if before[key].inputs != after[key].inputs)
     assert changed == [(URL_MAP, "prod-bluegreen-preview-urlmap"), (URL_MAP, "prod-bluegreen-urlmap")]
+
+
+def test_a_bare_flip_to_a_colour_below_capacity_is_refused_before_routing_or_capacity_change() -> None:
+    """The URL map depends on both colours, so a flip is judged against the deployed outputs instead."""
+    common = {"capacity": 3, "idle_capacity": 1}
+    deployed = gcp_stack(live_color="blue", **common).outputs
+    assert deployed["capacities"] == {"blue": 3, "green": 1} and deployed["traffic"] == {"blue": 100, "green": 0}
+    with pytest.raises(ProgramFailedError, match=r"refusing to send 100% of production to green, which runs 1 of"):
+        gcp_stack(live_color="green", deployed=deployed, **common)
+    try:
+        gcp_stack(live_color="green", deployed=deployed, **common)
+    except ProgramFailedError as refused:
+        assert "warm_idle true" in str(refused) and "python -m scripts switch" in str(refused)
+        registered = {r.type for r in refused.resources}
+        assert URL_MAP not in registered and "gcp:cloudrunv2/service:Service" not in registered
+
+    # The steps that work: warm green, flip, then cool blue.
+    warm = gcp_stack(live_color="blue", warm_idle=True, deployed=deployed, **common).outputs
+    flipped = gcp_stack(live_color="green", warm_idle=True, deployed=warm, **common).outputs
+    with pytest.raises(ProgramFailedError, match="refusing to scale blue down to 1 instances while it has 100%"):
+        gcp_stack(live_color="green", deployed=warm, **common)  # flip and cool in one update
+    gcp_stack(live_color="green", deployed=flipped, **common)
 
 
 def test_a_domain_gets_https_with_a_managed_certificate() -> None:

@@ -63,6 +63,15 @@ class MissingHaproxyError(HaproxyError):
     """The haproxy binary is missing; the message names the Debian package."""
 
 
+def check_passed(status: str, check_status: str) -> bool:
+    """HAProxy's own check says the server is up: status UP and the last check passed.
+
+    ``* L7OK`` means a check is running and the previous one passed; a server starts UP
+    before its first check (``INI``), which is not a pass yet.
+    """
+    return status == "UP" and check_status.removeprefix("* ").startswith("L7OK")
+
+
 def backend_of(color: str) -> str:
     return f"be_{color}"
 
@@ -413,9 +422,7 @@ class Haproxy:
         """``UP`` when HAProxy's own check passed for the colour's server, else what it reports."""
         for stat in self.stats():
             if stat.backend == backend_of(color) and stat.server == APP_SERVER:
-                # "* L7OK": a check is running and the last one passed. A server starts UP
-                # before its first check (INI), which is not a pass yet.
-                if stat.status == "UP" and not stat.check_status.removeprefix("* ").startswith("L7OK"):
+                if stat.status == "UP" and not check_passed(stat.status, stat.check_status):
                     return "CHECKING"
                 return stat.status
         raise HaproxyError(f"backend {backend_of(color)} is not in HAProxy's stats; config and runtime disagree")

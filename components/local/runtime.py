@@ -154,13 +154,18 @@ class LocalEnvironment:
                 raise LocalTargetError(f"{color}: HAProxy is not running for this stack; start the load balancer first")
             return self._ensure_color(color, self._current_routing() or self.desired_routing())
 
-    def ensure_route(self) -> str:
-        """Switch prod to the configured colour/share if it is not there yet (with the switch checks)."""
+    def ensure_route(self, readiness: bool = True) -> str:
+        """Switch prod to the configured colour/share if it is not there yet (with the switch checks).
+
+        ``readiness=False`` (a rollback: back to what served before, at once) skips the
+        ``ready_path`` check, which may need parts that are down (the database); the
+        colour must still run and be UP in HAProxy.
+        """
         with self._guarded():
             desired = self.desired_routing()
             if self._current_routing() == desired:
                 return "unchanged"
-            self._switch_locked(desired)
+            self._switch_locked(desired, readiness)
             return f"switched prod to {desired.live_color} ({desired.live_percent}%)"
 
     def scale_down_idle(self) -> list[str]:
@@ -355,10 +360,18 @@ class LocalEnvironment:
         except HaproxyError as exc:
             return f"UNKNOWN ({exc})"
 
-    def _check_ready(self, color: str) -> None:
+    def _check_ready(self, color: str, readiness: bool = True) -> None:
+        """Running, answering ``ready_path`` (unless ``readiness`` is False: a rollback) and UP in HAProxy."""
         app = self.apps[color]
         if not app.record():
             raise SwitchRefusedError(f"refusing to switch to {color}: its app process is not running")
+        if readiness:
+            self._check_readiness(color)
+        status = self.haproxy.wait_health(color, want_up=True, timeout_s=5.0)
+        if status != "UP":
+            raise SwitchRefusedError(f"refusing to switch to {color}: HAProxy sees its backend as {status}, not UP")
+
+    def _check_readiness(self, color: str) -> None:
         url = f"http://127.0.0.1:{self.ports.apps[color]}{self.config.readiness_path}"
         try:
             response = httpx.get(url, timeout=3.0)
@@ -368,15 +381,12 @@ class LocalEnvironment:
             raise SwitchRefusedError(
                 f"refusing to switch to {color}: {url} answered {response.status_code} {response.text.strip()[:200]}"
             )
-        status = self.haproxy.wait_health(color, want_up=True, timeout_s=5.0)
-        if status != "UP":
-            raise SwitchRefusedError(f"refusing to switch to {color}: HAProxy sees its backend as {status}, not UP")
 
-    def _switch_locked(self, routing: Routing) -> dict[str, Any]:
+    def _switch_locked(self, routing: Routing, readiness: bool = True) -> dict[str, Any]:
         started = time.monotonic()
         for color in COLORS:
             if routing.weights()[color] > 0:
-                self._check_ready(color)
+                self._check_ready(color, readiness)
         before = self._current_routing()
         checked_ms = (time.monotonic() - started) * 1000
         self.haproxy.route(routing)

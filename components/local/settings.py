@@ -22,7 +22,7 @@ from typing import Any
 from components.config import COLORS, ConfigError, StackConfig, invalid
 
 KEY = "bluegreen:local"
-FAULT_FIELDS = ("error_rate", "latency_ms", "fail_readiness", "after_s")
+FAULT_FIELDS = ("error_rate", "latency_ms", "slow_rate", "fail_readiness", "after_s")
 SETTINGS_FIELDS = ("faults", "app_workers", "app_threads")
 
 
@@ -32,6 +32,7 @@ class FaultSpec:
 
     error_rate: float = 0.0
     latency_ms: float = 0.0
+    slow_rate: float = 1.0  # the share of requests that get latency_ms
     fail_readiness: bool = False
     after_s: float = 0.0
 
@@ -39,6 +40,7 @@ class FaultSpec:
         return {
             "FAULT_ERROR_RATE": f"{self.error_rate:g}",
             "FAULT_LATENCY_MS": f"{self.latency_ms:g}",
+            "FAULT_SLOW_RATE": f"{self.slow_rate:g}",
             "FAULT_FAIL_READINESS": "true" if self.fail_readiness else "false",
             "FAULT_AFTER_S": f"{self.after_s:g}",
         }
@@ -88,8 +90,8 @@ def _fault_spec(version: str, spec: Any) -> FaultSpec:
     if unknown:
         raise ConfigError(f"{where} has unknown field(s) {unknown}; allowed: {', '.join(FAULT_FIELDS)}")
 
-    def number(name: str, hi: float) -> float:
-        value = spec.get(name, 0)
+    def number(name: str, hi: float, default: float = 0) -> float:
+        value = spec.get(name, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= hi:
             raise invalid(f"{where}.{name}", value, f"a number 0-{hi:g}")
         return float(value)
@@ -100,6 +102,7 @@ def _fault_spec(version: str, spec: Any) -> FaultSpec:
     return FaultSpec(
         error_rate=number("error_rate", 1.0),
         latency_ms=number("latency_ms", 600_000),
+        slow_rate=number("slow_rate", 1.0, default=1.0),
         fail_readiness=fail_readiness,
         after_s=number("after_s", 86_400),
     )

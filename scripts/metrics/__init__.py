@@ -26,6 +26,9 @@ class MetricsSample:
     requests: int | None
     errors: int | None
     p99_ms: float | None
+    # Per request, oldest first: (failed, total time in ms or -1), where the source has it
+    # (HAProxy's log); the decision rules then judge the most recent requests on their own.
+    outcomes: tuple[tuple[bool, int], ...] | None = None
 
     @property
     def error_rate(self) -> float | None:

@@ -8,6 +8,11 @@ request count, 5xx count and p99 come from HAProxy's one-line-per-request log
 time-stamped on arrival: exact windows, percentiles, and no counter resets on reload.
 Health is HAProxy's own check in ``show stat``. One listener per port serves every
 source in the process (a UDP port binds once); it keeps the last hour.
+
+The log is a stream: :meth:`HaproxySource.wait_for_requests` returns as soon as new
+requests of a colour arrive (batched over :data:`BATCH_S`), so the monitor judges each
+batch instead of waiting for its next ``interval_s`` tick, and samples carry every
+request's outcome for the decision rules (:mod:`scripts.decision`).
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from components.local.haproxy import HaproxyError, admin_command, parse_log_line
+from components.local.haproxy import HaproxyError, admin_command, check_passed, parse_log_line
 from scripts.metrics import ColorHealth, MetricsSample, MetricsSourceError, require_fields
 
 KEEP_S = 3600.0
+BATCH_S = 0.05  # the monitor judges at most this often: new requests are batched this long
 _listeners: dict[int, _LogListener] = {}
 _listeners_lock = threading.Lock()
 
@@ -64,7 +70,9 @@ class _LogListener:
         self.sock.settimeout(0.2)
         self.started = time.time()
         self.requests: dict[str, deque[tuple[float, int, int]]] = {"blue": deque(), "green": deque()}
+        self.received = {"blue": 0, "green": 0}  # requests ever received, per colour
         self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
         threading.Thread(target=self._receive, daemon=True, name=f"haproxy-log-{port}").start()
 
     def _receive(self) -> None:
@@ -84,6 +92,14 @@ class _LogListener:
                 kept.append((now, entry.status, entry.ta_ms))
                 while kept and kept[0][0] < now - KEEP_S:
                     kept.popleft()
+                self.received[entry.color] += 1
+                self.arrived.notify_all()
+
+    def wait_for_more(self, color: str, seen: int, timeout_s: float) -> int:
+        """Block until more than ``seen`` requests of ``color`` were received, or ``timeout_s``; the count."""
+        with self.arrived:
+            self.arrived.wait_for(lambda: self.received[color] > seen, timeout=timeout_s)
+            return self.received[color]
 
     def window(self, color: str, t0: float, t1: float) -> list[tuple[float, int, int]]:
         with self.lock:
@@ -102,6 +118,21 @@ class HaproxySource:
         self.stats_socket = stats_socket
         self.backends = dict(backends)
         self.listener = _listener(log_port)
+        self._seen = {"blue": 0, "green": 0}
+        self._judged_at = 0.0
+
+    def wait_for_requests(self, color: str, timeout_s: float) -> bool:
+        """Return once new requests of ``color`` arrived (batched over BATCH_S), or after ``timeout_s``.
+
+        True when there are new requests since the last call.
+        """
+        pause = BATCH_S - (time.monotonic() - self._judged_at)
+        if pause > 0:
+            time.sleep(pause)
+        seen = self._seen[color]
+        self._seen[color] = self.listener.wait_for_more(color, seen, max(0.0, timeout_s - BATCH_S))
+        self._judged_at = time.monotonic()
+        return self._seen[color] > seen
 
     def sample(self, color: str, start: datetime, end: datetime) -> MetricsSample:
         """Requests that finished in the window; None for a window this process was not listening to."""
@@ -115,14 +146,15 @@ class HaproxySource:
         errors = sum(1 for _at, status, _ta in answered if status >= 500 or status < 0)
         timings = [ta for _at, _status, ta in answered if ta >= 0]
         p99 = percentile(timings, 0.99) if timings else None
-        return MetricsSample(color, start, end, len(answered), errors, p99)
+        outcomes = tuple((status >= 500 or status < 0, ta) for _at, status, ta in answered)
+        return MetricsSample(color, start, end, len(answered), errors, p99, outcomes)
 
     def health(self, color: str) -> ColorHealth:
         """The colour's server as HAProxy's own health check sees it."""
         backend = self.backends.get(color)
         for row in show_stat(self.stats_socket):
             if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND"):
-                up = row["status"] == "UP" and row.get("check_status", "").startswith("L7OK")
+                up = check_passed(row["status"], row.get("check_status", ""))
                 detail = f"{color}: HAProxy check {row['status']} ({row.get('check_status') or 'no check yet'})"
                 return ColorHealth(color, int(up), 1, detail)
         return ColorHealth(color, 0, 0, f"{color}: backend {backend} has no server in HAProxy's stats")

@@ -49,8 +49,14 @@ class Target(Protocol):
         """The stack config as it is now."""
         ...
 
-    def apply(self, changes: Mapping[str, Any], progress: Progress | None = None) -> Mapping[str, Any]:
-        """Set ``bluegreen:`` keys and apply; return the new outputs, or restore and raise TargetError."""
+    def apply(
+        self, changes: Mapping[str, Any], progress: Progress | None = None, urgent: bool = False
+    ) -> Mapping[str, Any]:
+        """Set ``bluegreen:`` keys and apply; return the new outputs, or restore and raise TargetError.
+
+        ``urgent``: a rollback, back to what served before; a target may skip checks that
+        only a new release needs (the local target's readiness check).
+        """
         ...
 
     def outputs(self) -> Mapping[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from components.config import NAMESPACE, NO_MIGRATIONS, ConfigError, StackConfig
+from components.config import COLORS, NAMESPACE, NO_MIGRATIONS, ConfigError, StackConfig
 from components.local.haproxy import SERVED_BY_HEADER, HaproxyError
 from components.local.runtime import LocalEnvironment, LocalTargetError
 from components.migration_runner import apply_migrations
@@ -49,6 +49,18 @@ def update_stack_file(text: str, changes: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+ROUTING_KEYS = frozenset({"live_color", "live_traffic_percent"})
+
+
+def routing_only(previous: StackConfig, wanted: StackConfig, changes: Mapping[str, Any]) -> bool:
+    """The change only moves traffic: routing keys, and no colour's capacity changes with it."""
+    return (
+        bool(changes)
+        and set(changes) <= ROUTING_KEYS
+        and all(previous.desired_capacity(c) == wanted.desired_capacity(c) for c in COLORS)
+    )
+
+
 class LocalTarget:
     path = "the local runtime (no Pulumi CLI)"
     def __init__(self, stack: str, project_dir: Path | str = ".", **metrics_options: Any) -> None:
@@ -63,7 +75,9 @@ class LocalTarget:
     def environment(self, config: StackConfig | None = None, progress: Progress | None = None) -> LocalEnvironment:
         return LocalEnvironment(config or self.config(), self.project_dir, progress=progress)
 
-    def apply(self, changes: Mapping[str, Any], progress: Progress | None = None) -> Mapping[str, Any]:
+    def apply(
+        self, changes: Mapping[str, Any], progress: Progress | None = None, urgent: bool = False
+    ) -> Mapping[str, Any]:
         previous_text = self.stack_file.read_text()
         previous = self.config()
         wanted = previous.with_changes(**changes)  # a bad value raises before anything changes
@@ -71,6 +85,16 @@ class LocalTarget:
         if self.config() != wanted:
             self.stack_file.write_text(previous_text)
             raise ConfigError(f"{self.stack_file}: could not write {dict(changes)} into the stack file")
+        if routing_only(previous, wanted, changes):
+            # A switch or a rollback with both colours at their capacity: move traffic and
+            # nothing else, so it is fast and needs no other part (database, migrations) healthy.
+            try:
+                moved = self.environment(wanted, progress).ensure_route(readiness=not urgent)
+            except LocalTargetError as exc:
+                self.stack_file.write_text(previous_text)
+                raise TargetError(f"routing to {wanted.live_color} refused, nothing changed: {exc}") from exc
+            (progress or (lambda _line: None))(f"HAProxy: {moved}")
+            return self.outputs()
         try:
             self.environment(wanted, progress).apply(wanted)
         except LocalTargetError as exc:

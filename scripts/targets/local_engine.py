@@ -27,10 +27,8 @@ from pulumi import automation as auto
 from components.local.runtime import LocalTargetError
 from scripts.metrics import ColorHealth, LiveRoute, MetricsSource
 from scripts.targets import Progress, SharedDatabase, TargetError
-from scripts.targets.local import LocalTarget
+from scripts.targets.local import ROUTING_KEYS, LocalTarget
 from scripts.targets.pulumi_stack import STDERR_SHOWN, PulumiStackTarget
-
-ROUTING_KEYS = frozenset({"live_color", "live_traffic_percent"})
 
 
 class LocalEngineTarget(PulumiStackTarget):
@@ -46,14 +44,16 @@ class LocalEngineTarget(PulumiStackTarget):
         """A local stack is created in the file backend on first use, like ``pulumi stack init``."""
         return auto.create_or_select_stack(stack, work_dir=str(self.project_dir), opts=options)
 
-    def apply(self, changes: Mapping[str, Any], progress: Progress | None = None) -> Mapping[str, Any]:
+    def apply(
+        self, changes: Mapping[str, Any], progress: Progress | None = None, urgent: bool = False
+    ) -> Mapping[str, Any]:
         say = progress or (lambda _line: None)
         self.clear_stale_engine_locks(say)
         if not changes or not set(changes) <= ROUTING_KEYS:
             return super().apply(changes, progress)
         wanted = self.config().with_changes(**changes)  # a bad value raises before anything changes
         try:
-            moved = self.machine.environment(wanted, say).ensure_route()
+            moved = self.machine.environment(wanted, say).ensure_route(readiness=not urgent)
         except LocalTargetError as exc:
             raise TargetError(f"routing to {wanted.live_color} refused, nothing changed: {exc}") from exc
         say(f"HAProxy first: {moved}")

@@ -150,7 +150,9 @@ class PulumiStackTarget:
         say = progress or (lambda _line: None)
         return self._stack.preview(on_output=lambda line: say(line.rstrip()), policy_packs=self.policy_packs or None)
 
-    def apply(self, changes: Mapping[str, Any], progress: Progress | None = None) -> Mapping[str, Any]:
+    def apply(
+        self, changes: Mapping[str, Any], progress: Progress | None = None, urgent: bool = False
+    ) -> Mapping[str, Any]:
         before = self._raw_config()
         # Validate the whole resulting config first: a bad value changes nothing.
         self.config().with_changes(**changes)

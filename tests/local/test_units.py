@@ -51,6 +51,7 @@ def test_faults_reach_only_their_version() -> None:
     assert settings.faults_for("2.1.0").environment() == {
         "FAULT_ERROR_RATE": "0.3",
         "FAULT_LATENCY_MS": "0",
+        "FAULT_SLOW_RATE": "1",
         "FAULT_FAIL_READINESS": "false",
         "FAULT_AFTER_S": "20",
     }

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from components.config import MonitorConfig
-from scripts.decision import BREACH, INCONCLUSIVE, NO_DATA, PASS, PROMOTE, ROLLBACK, WATCH, check_sample, decide
+from scripts.decision import (
+    BREACH,
+    INCONCLUSIVE,
+    MIN_FAILED,
+    NO_DATA,
+    PASS,
+    PROMOTE,
+    ROLLBACK,
+    WATCH,
+    check_sample,
+    decide,
+    lower_bound,
+)
 from scripts.metrics import MetricsSample
 from scripts.monitor import watch
 
@@ -37,18 +50,63 @@ def test_exactly_at_both_thresholds_passes() -> None:
     assert check.error_rate == pytest.approx(0.01)
 
 
-@pytest.mark.parametrize(
-    "errors, p99, reason",
-    [(11, 100.0, "error rate 0.0110"), (0, 500.1, "p99 500.1 ms > max_p99_ms 500")],
-)
-def test_just_above_a_threshold_is_a_breach_with_evidence(errors, p99, reason) -> None:
-    check = check_sample(sample(1000, errors, p99), LIMITS, T0)
+def test_a_window_total_breaches_only_when_confidently_above_the_limit() -> None:
+    """21/1000 is above 1% but could be luck at 99.99% confidence; 22/1000 cannot."""
+    assert check_sample(sample(1000, 21, 100.0), LIMITS, T0).status == PASS
+    check = check_sample(sample(1000, 22, 100.0), LIMITS, T0)
     assert check.status == BREACH
-    assert reason in "; ".join(check.reasons)
+    assert "error rate 0.0220 (22/1000) > max_error_rate 0.01: 22 of the last 1000 requests failed" in check.reasons[0]
+    assert lower_bound(21, 1000) <= 0.01 < lower_bound(22, 1000)
+    # A handful of failures never breaches, whatever the share.
+    assert check_sample(sample(3, 3, 100.0), LIMITS, T0).status == PASS and MIN_FAILED == 4
+
+
+def test_a_p99_figure_above_the_limit_is_a_breach_with_evidence() -> None:
+    check = check_sample(sample(1000, 0, 500.1), LIMITS, T0)
+    assert check.status == BREACH
+    assert "p99 500.1 ms > max_p99_ms 500" in "; ".join(check.reasons)
     evidence = check.to_dict()
     assert evidence["max_error_rate"] == 0.01 and evidence["max_p99_ms"] == 500
     assert evidence["requests"] == 1000 and evidence["at"] == T0.isoformat()
     assert evidence["window_end"] == (T0 + timedelta(seconds=2)).isoformat()
+
+
+def per_request(outcomes: list[tuple[bool, int]]) -> MetricsSample:
+    errors = sum(failed for failed, _ms in outcomes)
+    timed = sorted(ms for _failed, ms in outcomes if ms >= 0)
+    p99 = float(timed[max(0, -(-99 * len(timed) // 100) - 1)]) if timed else None
+    return MetricsSample("green", T0, T0 + timedelta(seconds=2), len(outcomes), errors, p99, tuple(outcomes))
+
+
+def test_a_release_that_starts_failing_is_caught_within_a_few_requests() -> None:
+    """Healthy history does not dilute a fresh failure: the most recent requests are judged on their own."""
+    healthy = [(False, 20)] * 300
+    assert check_sample(per_request(healthy + [(True, 20)] * 3 + [(False, 20)] * 7), LIMITS, T0).status == PASS
+    check = check_sample(per_request(healthy + [(False, 20)] * 6 + [(True, 20)] * 4), LIMITS, T0)
+    assert check.status == BREACH
+    assert "4 of the last 10 requests failed" in check.reasons[0]
+    assert check.error_rate == pytest.approx(4 / 310)  # the window's own rate is well under a point rule's radar
+
+
+def test_slow_requests_breach_by_their_share_like_errors() -> None:
+    healthy = [(False, 20)] * 300
+    two_slow = healthy + [(False, 900)] * 2
+    assert check_sample(per_request(two_slow), LIMITS, T0).status == PASS  # p99 is 20 ms; two slow ones are a blip
+    check = check_sample(per_request(healthy + [(False, 900)] * 6 + [(False, 20)] * 4), LIMITS, T0)
+    assert check.status == BREACH
+    assert "6 of the last 10 answers slower" in "; ".join(check.reasons)
+
+
+def test_background_noise_does_not_roll_back() -> None:
+    """0.5% errors and 0.5% slow answers against 2% / p99 limits, judged after every 5 requests: no breach."""
+    limits = replace(LIMITS, max_error_rate=0.02)
+    rng = random.Random(7)
+    stream = [(rng.random() < 0.005, 900 if rng.random() < 0.005 else 20) for _ in range(30_000)]
+    breaches = sum(
+        check_sample(per_request(stream[max(0, end - 250) : end]), limits, T0).status == BREACH
+        for end in range(5, len(stream) + 1, 5)
+    )
+    assert breaches == 0
 
 
 def test_healthy_series_is_promoted_after_bake() -> None:

@@ -134,7 +134,7 @@ def test_release_failing_smoke_is_never_switched_to(local_project: LocalProject)
     assert [f["name"] for f in failed["evidence"]["failed"]] == ["a business rule it breaks"]
 
 
-def test_release_failing_after_switch_is_rolled_back_automatically(local_project: LocalProject) -> None:
+def test_release_failing_after_switch_is_rolled_back_automatically(local_project: LocalProject, capsys) -> None:
     faults = {"2.1.0": {"error_rate": 0.5, "after_s": 5}}
     monitor = {**MONITOR, "bake_s": 20}
     env = start(local_project, local={**SETTINGS, "faults": faults}, monitor=monitor)
@@ -155,6 +155,16 @@ def test_release_failing_after_switch_is_rolled_back_automatically(local_project
     assert local_project.config().live_color == "blue" and env.status()["live_color"] == "blue"
     assert local_project.config().warm_idle is False
     assert rows_missing(env, stats.order_ids()) == []
+
+    # green still runs the rolled-back 2.1.0: switching onto it is refused unless forced.
+    args = local_project.cli_args()
+    capsys.readouterr()
+    assert main(["status", *args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rolled_back"]["green"]["version"] == "2.1.0"
+    assert main(["switch", *args, "--to", "green"]) == 2
+    assert local_project.config().live_color == "blue"
+    assert main(["switch", *args, "--to", "green", "--force"]) == 0
+    assert local_project.config().live_color == "green"
 
 
 def test_bad_smoke_file_is_exit_2_naming_the_line_and_changes_nothing(local_project: LocalProject, capsys) -> None:
@@ -240,3 +250,33 @@ def demo_story(local_project: LocalProject, capsys) -> str:
     assert (good["outcome"], bad["outcome"]) == ("released", "rolled back")
     assert local_project.config().live_color == "green"
     return out
+
+
+def test_a_rollback_moves_traffic_only_so_a_dead_database_does_not_stop_it(local_project: LocalProject) -> None:
+    env = start(local_project)
+    args = local_project.cli_args()
+    assert main(["switch", *args, "--to", "green"]) == 0
+    env.postgres.stop()
+    try:
+        assert main(["rollback", *args, "--reason", "database down"]) == 0
+        assert local_project.config().live_color == "blue"
+        assert env.haproxy.current_routing().live_color == "blue"
+    finally:
+        env.up()
+
+
+def test_a_release_failing_after_its_bake_is_rolled_back_by_the_guard(local_project: LocalProject) -> None:
+    """Faults start after the bake (6 s) but while the old colour is still warm (scale_down_delay_s 30)."""
+    faults = {"2.1.0": {"error_rate": 0.5, "after_s": 16}}
+    env = start(local_project, local={**SETTINGS, "faults": faults}, scale_down_delay_s=30)
+    code, stats = deploy_under_load(local_project, env, "2.1.0", fast_smoke_file(local_project.root))
+
+    assert code == 1
+    record = report_of(local_project)
+    assert record["outcome"] == "rolled back after promotion", record["summary"]
+    kinds = [e["kind"] for e in record["events"]]
+    assert kinds.index("promote") < kinds.index("rollback")
+    assert "breach" in record["summary"]["guard"]
+    assert local_project.config().live_color == "blue" and env.status()["live_color"] == "blue"
+    tail = stats.answers[-20:]
+    assert {a.color for a in tail} == {"blue"} and all(a.ok for a in tail)

@@ -95,3 +95,24 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile([5], 0.99) == 5
     assert percentile(list(range(1, 201)), 0.99) == 198
     assert percentile([1, 2, 3, 4], 0.5) == 2
+
+
+def test_the_log_is_a_stream_the_monitor_waits_on(stats_socket: str) -> None:
+    """wait_for_requests returns when requests of the colour arrive, not at its timeout; outcomes are kept in order."""
+    port = free_port(socket.SOCK_DGRAM)
+    source = metrics_source_for(outputs(stats_socket, port))
+    start = datetime.now(UTC)
+    assert source.wait_for_requests("green", 0.2) is False  # nothing came
+
+    def send_later() -> None:
+        time.sleep(0.2)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(log_line("be_green", 200, 12), ("127.0.0.1", port))
+            sender.sendto(log_line("be_green", 502, 40), ("127.0.0.1", port))
+
+    threading.Thread(target=send_later, daemon=True).start()
+    assert source.wait_for_requests("green", 30.0) is True
+    time.sleep(0.2)
+    sample = source.sample("green", start, datetime.now(UTC))
+    assert sample.outcomes == ((False, 12), (True, 40))
+    assert source.wait_for_requests("blue", 0.1) is False  # green's requests do not wake a watch on blue

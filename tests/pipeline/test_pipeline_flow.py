@@ -21,6 +21,7 @@ from components.local.haproxy import SERVED_BY_HEADER
 from scripts.metrics import ColorHealth, LiveRoute, MetricsSample
 from scripts.pipeline import EXIT_FAILED, EXIT_OK, Pipeline, PipelineOptions, ReleaseAborted
 from scripts.record import RunRecord
+from scripts.rolled_back import KnownBadReleaseError
 from scripts.targets import TargetError
 from scripts.timeline import draw_timeline
 
@@ -38,6 +39,8 @@ class FakeTarget:
         self.healthy = {"blue": True, "green": True}
         self.failing: set[str] = set()  # colours whose metrics breach
         self.stuck_on: str | None = None  # a load balancer that keeps sending prod to this colour
+        self.fail_from_sample: dict[str, int] = {}  # colour -> the sample from which its metrics breach
+        self.samples: dict[str, int] = {"blue": 0, "green": 0}
         self.app_says: str | None = "own"  # what the app names itself: its colour, None (nothing), or a colour
         self.servers = [self._serve(live=True), self._serve(live=False)]
         self.count = 0
@@ -79,7 +82,7 @@ class FakeTarget:
     def config(self) -> StackConfig:
         return self._config
 
-    def apply(self, changes: Mapping[str, Any], progress: Any = None) -> Mapping[str, Any]:
+    def apply(self, changes: Mapping[str, Any], progress: Any = None, urgent: bool = False) -> Mapping[str, Any]:
         self._config = self._config.with_changes(**changes)
         self.applied.append(dict(changes))
         return self.outputs()
@@ -97,7 +100,9 @@ class FakeTarget:
 
         class Source:
             def sample(self, color: str, start: datetime, end: datetime) -> MetricsSample:
-                errors = 50 if color in target.failing else 0
+                target.samples[color] += 1
+                late = target.samples[color] >= target.fail_from_sample.get(color, 10**9)
+                errors = 50 if color in target.failing or late else 0
                 return MetricsSample(color, start, end, 100, errors, 20.0)
 
         return Source()
@@ -146,7 +151,7 @@ def kinds(record: RunRecord) -> list[str]:
 
 
 def test_gradual_switch_walks_the_steps_and_monitors_between(make) -> None:
-    target, pipeline, record = make(switch_steps=[50, 100])
+    target, pipeline, record = make(switch_steps=[50, 100], warm_idle=True)  # as deploy holds it
     switched, decision, _ = pipeline.switch("green")
     assert switched and decision is None
     assert target.applied == [
@@ -169,11 +174,29 @@ def test_breach_at_an_intermediate_step_rolls_back(make) -> None:
 
 
 def test_rollback_is_refused_when_the_old_colour_is_unhealthy(make) -> None:
-    target, pipeline, record = make(live_color="green")
+    target, pipeline, record = make(live_color="green", warm_idle=True)
     target.healthy["blue"] = False
     with pytest.raises(ReleaseAborted, match="blue is unhealthy"):
         pipeline.rollback("blue", None, reason="by hand")
     assert target.applied == [] and kinds(record) == ["hold"]
+
+
+def test_a_switch_outside_a_release_warms_the_colour_first_and_cools_the_other_after(make) -> None:
+    target, pipeline, _record = make(capacity=3, idle_capacity=1)
+    switched, _why, _at = pipeline.switch("green")
+    assert switched
+    assert target.applied == [
+        {"warm_idle": True},
+        {"live_color": "green", "live_traffic_percent": 100},
+        {"warm_idle": False},
+    ]
+    target.applied.clear()
+    pipeline.rollback("blue", None, reason="by hand")
+    assert target.applied == [
+        {"warm_idle": True},
+        {"live_color": "blue", "live_traffic_percent": 100},
+        {"warm_idle": False},
+    ]
 
 
 def test_deploy_good_release_warms_idle_switches_and_scales_down(make) -> None:
@@ -194,6 +217,39 @@ def test_deploy_rolls_back_on_breach_after_the_switch(make) -> None:
     assert pipeline.deploy("2.1.0") == EXIT_FAILED
     assert target.applied[-2:] == [{"live_color": "blue", "live_traffic_percent": 100}, {"warm_idle": False}]
     assert record.outcome == "rolled back" and target.config().live_color == "blue"
+
+
+def test_a_release_failing_after_its_bake_is_rolled_back_by_the_guard(make) -> None:
+    target, pipeline, record = make(scale_down_delay_s=5)  # bake_s is 1
+    target.fail_from_sample["green"] = 3  # promoted after the first checks, failing from the third
+    assert pipeline.deploy("2.1.0") == EXIT_FAILED
+    assert record.outcome == "rolled back after promotion"
+    assert kinds(record).index("promote") < kinds(record).index("rollback")
+    assert "breach" in record.summary["guard"] and "error rate 0.5000" in record.summary["reason"]
+    assert target.config().live_color == "blue" and target.applied[-1] == {"warm_idle": False}
+    assert pipeline.rolled_back.get("2.1.0") is not None
+
+
+def test_a_healthy_release_is_guarded_then_scaled_down_on_time(make) -> None:
+    target, pipeline, record = make(scale_down_delay_s=3)
+    assert pipeline.deploy("2.0.0") == EXIT_OK
+    assert record.outcome == "released" and record.summary["guard"].startswith("3s after the switch: healthy")
+    assert target.applied[-1] == {"warm_idle": False} and target.samples["green"] >= 3
+    scaled = next(e for e in reversed(record.events) if e.kind == "apply")
+    assert (scaled.at - next(e for e in record.events if e.kind == "switch").at).total_seconds() >= 3
+
+
+def test_switching_onto_a_rolled_back_version_is_refused_unless_forced(make) -> None:
+    target, pipeline, record = make(scale_down_delay_s=0)
+    target.failing.add("green")
+    assert pipeline.deploy("2.1.0") == EXIT_FAILED
+    with pytest.raises(KnownBadReleaseError, match=r"green runs 2\.1\.0, which this stack rolled back at .* because"):
+        pipeline.refuse_known_bad("green")
+    pipeline.refuse_known_bad("green", force=True)
+    assert "force" in kinds(record)
+    target.failing.clear()
+    assert pipeline.deploy("2.1.0") == EXIT_OK  # released and promoted: no longer known bad
+    assert pipeline.rolled_back.get("2.1.0") is None
 
 
 def test_an_app_that_names_no_colour_is_verified_by_the_load_balancer(make) -> None:

@@ -182,7 +182,11 @@ func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulum
 	args = append(args, program)
 	args = append(args, req.GetArgs()...)
 
-	config, err := json.Marshal(req.GetConfig())
+	stackConfig := req.GetConfig()
+	if stackConfig == nil {
+		stackConfig = map[string]string{} // a stack without config: "{}", never "null"
+	}
+	config, err := json.Marshal(stackConfig)
 	if err != nil {
 		return nil, fmt.Errorf("serializing the stack config: %w", err)
 	}

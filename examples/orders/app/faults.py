@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 ENV_ERROR_RATE = "FAULT_ERROR_RATE"
 ENV_LATENCY_MS = "FAULT_LATENCY_MS"
+ENV_SLOW_RATE = "FAULT_SLOW_RATE"  # the share of requests delayed by FAULT_LATENCY_MS (default: all)
 ENV_FAIL_READINESS = "FAULT_FAIL_READINESS"
 ENV_AFTER_S = "FAULT_AFTER_S"
 
@@ -28,6 +29,7 @@ class Faults:
 
     error_rate: float = 0.0
     latency_ms: float = 0.0
+    slow_rate: float = 1.0
     fail_readiness: bool = False
     after_s: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
@@ -36,10 +38,10 @@ class Faults:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Faults:
         env = os.environ if env is None else env
 
-        def number(name: str, lo: float, hi: float) -> float:
+        def number(name: str, lo: float, hi: float, default: float = 0.0) -> float:
             raw = env.get(name, "").strip()
             if not raw:
-                return 0.0
+                return default
             try:
                 value = float(raw)
             except ValueError:
@@ -54,6 +56,7 @@ class Faults:
         return cls(
             error_rate=number(ENV_ERROR_RATE, 0.0, 1.0),
             latency_ms=number(ENV_LATENCY_MS, 0.0, 600_000.0),
+            slow_rate=number(ENV_SLOW_RATE, 0.0, 1.0, default=1.0),
             fail_readiness=readiness in ("1", "true"),
             after_s=number(ENV_AFTER_S, 0.0, 86_400.0),
         )
@@ -66,7 +69,7 @@ class Faults:
         return self.error_rate > 0 and self.active and random.random() < self.error_rate
 
     def delay(self) -> None:
-        if self.latency_ms > 0 and self.active:
+        if self.latency_ms > 0 and self.active and (self.slow_rate >= 1 or random.random() < self.slow_rate):
             time.sleep(self.latency_ms / 1000.0)
 
     def readiness_broken(self) -> bool:
