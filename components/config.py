@@ -366,8 +366,8 @@ class _Parser:
             cloud=cloud,
             environment=environment,
             live_color=self.choice("live_color", d.live_color, COLORS),
-            blue_version=self.text("blue_version", d.blue_version, version_pattern, version_what),
-            green_version=self.text("green_version", d.green_version, version_pattern, version_what),
+            blue_version=self.version("blue_version", d.blue_version, version_pattern, version_what),
+            green_version=self.version("green_version", d.green_version, version_pattern, version_what),
             image=self.text("image", d.image, r"[a-z0-9][a-z0-9._\-/:]*[a-z0-9]", "an image repository without tag"),
             capacity=capacity,
             idle_capacity=idle_capacity,
@@ -497,6 +497,12 @@ class _Parser:
             multi_az=_as_bool(sub("multi_az"), lambda v: self._fail("db.multi_az", v, "expected true or false")),
             ephemeral=_as_bool(sub("ephemeral"), lambda v: self._fail("db.ephemeral", v, "expected true or false")),
         )
+
+    def version(self, key: str, default: str, pattern: str, what: str) -> str:
+        """Unlike other keys, an empty version is not "unset": it is a release with no name."""
+        if self.raw.get(key) == "":
+            raise self._fail(key, "", f"must not be empty; {what}")
+        return self.text(key, default, pattern, what)
 
     def migrations_dir(self, default: str) -> str:
         """Unlike other keys, an empty value is a choice here: the app has no migrations."""

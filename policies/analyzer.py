@@ -20,7 +20,15 @@ from typing import Any
 
 import pglast
 from pglast import ast, visitors
-from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType, TransactionStmtKind, VariableSetKind
+from pglast.enums import (
+    AlterTableType,
+    ConstrType,
+    NullTestType,
+    ObjectType,
+    ReindexObjectType,
+    TransactionStmtKind,
+    VariableSetKind,
+)
 
 from components.migrations import Migration, load_migrations, parse_migration
 from policies.rules import ERROR, RULES
@@ -136,6 +144,10 @@ class _Schema:
 
     columns: dict[str, dict[str, tuple[str, tuple[int, ...]]]] = field(default_factory=dict)
     validated_not_null: set[tuple[str, str]] = field(default_factory=set)
+    # Columns the history made NOT NULL (declared, added, or SET NOT NULL): setting it again is a no-op.
+    not_null: set[tuple[str, str]] = field(default_factory=set)
+    # Index -> the table it is on: a lock on an index lands on its table.
+    index_tables: dict[str, str] = field(default_factory=dict)
     pending_not_null_checks: dict[tuple[str, str], str] = field(default_factory=dict)
     # Names views were created under, with the position (file, statement) of the CREATE.
     views: list[tuple[int, int, str]] = field(default_factory=list)
@@ -334,6 +346,8 @@ def _widens_without_rewrite(old: tuple[str, tuple[int, ...]] | None, new: tuple[
     """Type changes PostgreSQL applies to the catalogue only, which every old reader and writer accepts."""
     if old is None:
         return False
+    if old == new:
+        return True  # the same type (a generator's `TYPE uuid, DROP NOT NULL`): nothing to convert
     (old_name, old_mods), (new_name, new_mods) = old, new
     if old_name == "varchar" and new_name == "text":
         return True
@@ -363,6 +377,11 @@ def _calls_volatile(expression: Any) -> str | None:
 
     Visitor()(expression)
     return found[0] if found else None
+
+
+def _declared_not_null(column: ast.ColumnDef) -> bool:
+    kinds = {c.contype for c in column.constraints or ()}
+    return bool(column.is_not_null) or bool(kinds & {ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_PRIMARY})
 
 
 def _not_null_column(constraint: ast.Constraint) -> str | None:
@@ -450,6 +469,8 @@ class _Checker:
         for element in node.tableElts or ():
             if isinstance(element, ast.ColumnDef) and element.typeName is not None:
                 columns[element.colname] = _type_of(element.typeName)
+                if _declared_not_null(element):
+                    self.schema.not_null.add((table, element.colname))
 
     def on_CreateTableAsStmt(self, node: ast.CreateTableAsStmt, _order: int) -> None:  # noqa: N802
         self.file.created.add(node.into.rel.relname)
@@ -477,6 +498,7 @@ class _Checker:
         table = node.relation.relname
         if node.idxname:
             self.file.created.add(node.idxname)
+            self.schema.index_tables[node.idxname] = table
         if node.concurrent or not self.existing(table):
             return
         self.hit("create-index-non-concurrently", f"builds index {node.idxname or '(unnamed)'} on busy table {table}")
@@ -485,15 +507,19 @@ class _Checker:
     def on_DropStmt(self, node: ast.DropStmt, _order: int) -> None:  # noqa: N802
         for obj in node.objects or ():
             name = _name(obj)
+            if node.removeType == ObjectType.OBJECT_INDEX:
+                # The lock lands on the index's table: judged by that table's age, not the index's.
+                table = self.schema.index_tables.get(_short(name))
+                if not node.concurrent and self.existing(table or name):
+                    on = f" on {table}" if table else ""
+                    self.hit("drop-index-non-concurrently", f"drops index {name}{on} without CONCURRENTLY")
+                    self.locks(table or name)
+                continue
             if not self.existing(name):
                 continue
             if node.removeType == ObjectType.OBJECT_TABLE:
                 self.hit("drop-table", f"drops table {name}")
                 self.locks(name)
-            elif node.removeType == ObjectType.OBJECT_INDEX:
-                if not node.concurrent:
-                    self.hit("drop-index-non-concurrently", f"drops index {name} without CONCURRENTLY")
-                    self.locks(name)
             elif node.removeType in _DROPPED_OBJECTS:
                 self.hit("drop-object", f"drops {_DROPPED_OBJECTS[node.removeType]} {name}")
 
@@ -526,6 +552,25 @@ class _Checker:
             self.hit("set-schema", f"moves {name} to schema {node.newschema}")
             if node.relation is not None:
                 self.locks(name)
+
+    def on_AlterEnumStmt(self, node: ast.AlterEnumStmt, _order: int) -> None:  # noqa: N802
+        name = _short(_name(node.typeName))
+        if node.oldVal and self.existing(name):
+            self.hit("rename-enum-value", f"renames value {node.oldVal!r} of enum {name} to {node.newVal!r}")
+
+    def on_ReindexStmt(self, node: ast.ReindexStmt, _order: int) -> None:  # noqa: N802
+        if any(isinstance(o, ast.DefElem) and o.defname == "concurrently" for o in node.params or ()):
+            return
+        if node.relation is not None:
+            target = node.relation.relname
+            is_index = node.kind == ReindexObjectType.REINDEX_OBJECT_INDEX
+            table = self.schema.index_tables.get(target, target) if is_index else target
+            if not self.existing(table):
+                return
+            self.hit("reindex-non-concurrently", f"rebuilds {target} without CONCURRENTLY")
+            self.locks(table)
+        else:
+            self.hit("reindex-non-concurrently", f"rebuilds every index of {node.name or 'the database'}")
 
     def on_VacuumStmt(self, node: ast.VacuumStmt, _order: int) -> None:  # noqa: N802
         if any(isinstance(o, ast.DefElem) and o.defname == "full" for o in node.options or ()):
@@ -568,7 +613,8 @@ class _Checker:
             self.hit("drop-column", f"drops column {table}.{cmd.name}")
             columns.pop(cmd.name, None)
         elif subtype == AlterTableType.AT_SetNotNull:
-            if (table, cmd.name) not in self.schema.validated_not_null:
+            already = (table, cmd.name) in self.schema.not_null  # PostgreSQL does nothing: no scan, no break
+            if not already and (table, cmd.name) not in self.schema.validated_not_null:
                 self.hit("set-not-null", f"makes {table}.{cmd.name} NOT NULL")
                 self.hit("set-not-null-scan", f"makes {table}.{cmd.name} NOT NULL with no validated CHECK to use")
         elif subtype == AlterTableType.AT_ColumnDefault and cmd.def_ is None:
@@ -586,7 +632,11 @@ class _Checker:
     def _track_constraints(self, table: str, cmd: ast.AlterTableCmd) -> None:
         if not self.statement.runs_now:
             return
-        if cmd.subtype == AlterTableType.AT_AddConstraint and cmd.def_.contype == ConstrType.CONSTR_CHECK:
+        if cmd.subtype == AlterTableType.AT_SetNotNull:
+            self.schema.not_null.add((table, cmd.name))
+        elif cmd.subtype == AlterTableType.AT_DropNotNull:
+            self.schema.not_null.discard((table, cmd.name))
+        elif cmd.subtype == AlterTableType.AT_AddConstraint and cmd.def_.contype == ConstrType.CONSTR_CHECK:
             column = _not_null_column(cmd.def_)
             if cmd.def_.skip_validation:
                 self.file.not_valid_in_transaction.add((table, cmd.def_.conname or ""))
@@ -602,6 +652,8 @@ class _Checker:
     def _add_column(self, table: str, existing: bool, column: ast.ColumnDef) -> None:
         type_name, _mods = _type_of(column.typeName)
         self.schema.columns.setdefault(table, {})[column.colname] = (type_name, _mods)
+        if _declared_not_null(column) and self.statement.runs_now:
+            self.schema.not_null.add((table, column.colname))
         if not existing:
             return
         constraints = column.constraints or ()

@@ -77,6 +77,16 @@ _RULES = [
         "renaming-table",
     ),
     Rule(
+        "rename-enum-value",
+        "breaking",
+        ERROR,
+        "rename of an enum value",
+        "the live release still writes and compares the old label; its inserts fail with 'invalid input value "
+        "for enum'",
+        "add the new value (ALTER TYPE ... ADD VALUE), move rows and the release to it, and stop using the old "
+        "one; enum values cannot be dropped, so keep it or replace the type in a contract file",
+    ),
+    Rule(
         "rename-with-compat-view",
         "breaking",
         WARNING,
@@ -213,6 +223,14 @@ _RULES = [
         "under an ACCESS EXCLUSIVE lock",
         "add the column without the default (or nullable), backfill in batches, then set the default",
         "adding-field-with-default",
+    ),
+    Rule(
+        "reindex-non-concurrently",
+        "locking",
+        ERROR,
+        "REINDEX without CONCURRENTLY",
+        "it blocks writes to the table (and reads through the index) until every index is rebuilt",
+        "REINDEX ... CONCURRENTLY, in a file marked '-- bluegreen-run: no-transaction'",
     ),
     Rule(
         "vacuum-full-or-cluster",

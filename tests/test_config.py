@@ -85,6 +85,7 @@ INVALID_VALUES = [
     ("db", {"name": "Robert'); DROP"}, "SQL identifier"),
     ("db", {"backup_retention_days": 0}, "backups stay on"),
     ("blue_version", "../../etc", "a version or image tag"),
+    ("green_version", "", "must not be empty"),
     ("health_path", "healthz", "an absolute URL path"),
     ("app_command", "serve --port 80", "must contain {port}"),
     ("app_command", "serve {port} {home}", "may use only"),

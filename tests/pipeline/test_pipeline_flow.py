@@ -278,6 +278,14 @@ def test_an_app_naming_the_other_colour_fails_verification(make) -> None:
     assert "ports crossed" in record.summary["reason"] and target.config().live_color == "blue"
 
 
+@pytest.mark.parametrize("version", ["", "../2.0", "two point oh"])
+def test_a_bad_version_is_refused_before_anything_changes(make, version: str) -> None:
+    target, pipeline, _record = make()
+    with pytest.raises(ConfigError, match="green_version"):
+        pipeline.deploy(version)
+    assert target.applied == []
+
+
 def test_deploy_never_switches_when_smoke_fails(make, smoke_file: Path) -> None:
     smoke_file.write_text(smoke_file.read_text().replace("'{version}'", "'9.9.9'"))
     target, pipeline, record = make()
