@@ -575,9 +575,7 @@ class GcpBlueGreen(pulumi.ComponentResource):
             f"{self.name}-preview-urlmap",
             project=self.project,
             description="preview: the idle colour",
-            default_service=pulumi.Output.all(self.flip_check, self.preview_backends[config.idle_color].id).apply(
-                lambda checked_and_id: checked_and_id[1]
-            ),
+            default_service=flip_guard.gated(self.flip_check, self.preview_backends[config.idle_color].id),
             opts=self._opts(),
         )
 

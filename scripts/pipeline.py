@@ -298,10 +298,11 @@ class Pipeline:
             )
             raise ReleaseAborted(f"rollback target {to} is unhealthy: {health.detail}")
         bad = other_color(to)
-        bad_version = self.target.config().version_of(bad)
+        versions = self.target.config()
+        bad_version = versions.version_of(bad)
         self.apply(f"rollback: {to} live at 100%", urgent=True, live_color=to, live_traffic_percent=100)
         took = time.monotonic() - started
-        if bad_version != self.target.config().version_of(to):  # the same build on both: no release to blame
+        if bad_version != versions.version_of(to):  # the same build on both: no release to blame
             self.rolled_back.record(bad_version, bad, why)
         self.record.note(
             "rollback",
