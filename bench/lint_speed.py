@@ -1,15 +1,23 @@
-"""Lint speed, and agreement with squawk on the breaking-change rules both have.
+"""Lint speed against squawk, each run as one command line, and where the two agree.
 
-Generates a corpus of real-looking migrations (a seeded mix of table creation,
-expand steps, backfills in DO blocks, index builds, contract steps and the usual
-mistakes), lints it with ``policies.analyzer`` and, when the squawk binary is found
-(``pip install squawk-cli``; ``--squawk PATH``, ``$SQUAWK`` or ``squawk`` on PATH),
-with squawk too. Prints files/s for both and, per shared rule, how many statements
-both flag, only we flag, and only squawk flags. Agreement is measured on expand
-files only: in a contract file dropping what old releases used is the point, so we
-do not report it there, while squawk (which knows no expand/contract) does.
+Generates a corpus shaped like a real migration history (hundreds of files of 2-14
+statements: wide tables, views with long queries, backfills in ``DO`` blocks,
+functions and triggers, generated ``ALTER ... TYPE`` lines, seed data, index builds,
+contract steps and the usual mistakes), or takes a real one (``--history DIR``: its
+SQL files in name order, each given an expand header), and times, as whole
+processes in alternating pairs, ``python -m policies lint DIR`` and squawk
+(``pip install squawk-cli``; ``--squawk PATH``, ``$SQUAWK`` or ``squawk`` on PATH) on
+the same files. Prints the medians as files/s and statements/s, their ratio against
+the goal (within 2x of squawk), and each tool's start-up (one tiny file). Bytecode
+caching is on, as in a user's shell, whatever ``PYTHONDONTWRITEBYTECODE`` says.
 
-    ./venv/bin/python bench/lint_speed.py [--files 600] [--seed 7] [--squawk PATH]
+Then, per breaking-change rule both have, how many statements both flag, only we
+flag, and only squawk flags. Agreement is measured on expand files only: in a
+contract file dropping what old releases used is the point, so we do not report it
+there, while squawk (which knows no expand/contract) does.
+
+    ./venv/bin/python bench/lint_speed.py [--files 342] [--seed 7] [--runs 7] [--squawk PATH]
+    ./venv/bin/python bench/lint_speed.py --history ../lemmy/migrations --glob '*/up.sql'
 """
 
 from __future__ import annotations
@@ -18,7 +26,9 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,6 +89,27 @@ TEMPLATES: list[tuple[int, str, str]] = [
         "  {c} {y},\n  {d} text,\n  created_at timestamptz NOT NULL DEFAULT now()\n);\n"
         "CREATE INDEX {t}_{n}_created_idx ON {t}_{n} (created_at);",
     ),
+    # What real histories are mostly made of, besides the risky steps: wide tables,
+    # views over long queries, seed data, triggers, comments, generated type lines.
+    (4, "expand", "CREATE TABLE {t}_{n}_detail (\n  id serial PRIMARY KEY,\n{coldefs}\n);"),
+    (
+        3,
+        "expand",
+        "CREATE OR REPLACE VIEW {t}_{n}_view AS\nSELECT\n{cols}\nFROM {t}\n"
+        "  JOIN customers ON customers.id = {t}.customer_id\n"
+        "  LEFT JOIN (SELECT {t}_id, count(*) AS n, max(placed_at) AS last FROM payments GROUP BY {t}_id) p\n"
+        "    ON p.{t}_id = {t}.id\nWHERE {t}.{c} IS NOT NULL AND coalesce(p.n, 0) >= 0\nORDER BY {t}.id;",
+    ),
+    (3, "expand", "INSERT INTO {t}_settings (name, value, enabled) VALUES {rows}\nON CONFLICT (name) DO NOTHING;"),
+    (2, "expand", "INSERT INTO {t}_{c} ({c}, created_at)\nSELECT {c}, now() FROM {t} WHERE {c} IS NOT NULL;"),
+    (
+        2,
+        "expand",
+        "CREATE TRIGGER {t}_{n}_touch BEFORE UPDATE ON {t}\n  FOR EACH ROW EXECUTE FUNCTION touch_updated_at();",
+    ),
+    (2, "expand", "COMMENT ON COLUMN {t}.{c} IS 'set by the {d} job, read by reports';"),
+    (3, "expand", "ALTER TABLE {t} ALTER COLUMN id TYPE uuid, ALTER COLUMN id DROP NOT NULL;"),
+    (1, "expand", "DELETE FROM {t}_settings WHERE name LIKE 'legacy_%' AND enabled = false;"),
     (3, "contract", "ALTER TABLE {t} DROP COLUMN IF EXISTS {c}_old;"),
     (2, "contract", "ALTER TABLE {t} VALIDATE CONSTRAINT {t}_{c}_check;"),
     (1, "contract", "ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL;"),
@@ -94,7 +125,7 @@ def generate(directory: Path, count: int, seed: int) -> list[Path]:
     weights = [w for w, _, _ in TEMPLATES]
     paths = []
     for number in range(1, count + 1):
-        chosen = rng.choices(TEMPLATES, weights, k=rng.randint(1, 4))
+        chosen = rng.choices(TEMPLATES, weights, k=rng.randint(2, 14))
         kind = "contract" if all(k == "contract" for _, k, _ in chosen) else "expand"
         chosen = [c for c in chosen if c[1] == kind]
         header = "-- bluegreen: expand" if kind == "expand" else f"-- bluegreen: contract after={rng.randint(1, 9)}.0.0"
@@ -104,9 +135,27 @@ def generate(directory: Path, count: int, seed: int) -> list[Path]:
         for _, _, template in chosen:
             c, d = rng.sample(COLUMNS, 2)
             default = rng.choice(["0", "'none'", "now()", "false", "'{}'::jsonb"])
+            table = rng.choice(TABLES)
             lines.append(
                 template.format(
-                    t=rng.choice(TABLES), c=c, d=d, y=rng.choice(TYPES), n=rng.randint(1, 99), default=default
+                    t=table,
+                    c=c,
+                    d=d,
+                    y=rng.choice(TYPES),
+                    n=rng.randint(1, 99),
+                    default=default,
+                    cols=",\n".join(
+                        f"  {table}.{col} AS {col}_{i}"
+                        for i, col in enumerate(rng.choices(COLUMNS, k=rng.randint(8, 30)))
+                    ),
+                    coldefs=",\n".join(
+                        f"  {col}_{i} {rng.choice(TYPES)}{rng.choice(['', ' NOT NULL', ' DEFAULT now()', ''])}"
+                        for i, col in enumerate(rng.choices(COLUMNS, k=rng.randint(4, 18)))
+                    ),
+                    rows=",\n  ".join(
+                        f"('{col}_{i}', '{rng.randint(0, 999)}', {rng.choice(['true', 'false'])})"
+                        for i, col in enumerate(rng.choices(COLUMNS, k=rng.randint(3, 20)))
+                    ),
                 )
             )
         path = directory / f"{number:04d}_{chosen[0][2].split()[0].lower()}_{kind}.sql"
@@ -122,13 +171,51 @@ def find_squawk(explicit: str | None) -> str | None:
     return None
 
 
-def best_of(runs: int, action: object) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(runs):
+def paired_medians(runs: int, ours: list[str], theirs: list[str] | None) -> tuple[float, float | None, float | None]:
+    """Median wall seconds of each command and of their ratio, run in turn (A B A B ...).
+
+    Pairing keeps the ratio fair when the machine's speed drifts; one unmeasured run
+    of each first (it writes our bytecode cache and warms the page cache).
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+    def timed(command: list[str]) -> float:
         start = time.perf_counter()
-        result = action()  # type: ignore[operator]
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        subprocess.run(command, cwd=ROOT, env=env, capture_output=True, check=False)
+        return time.perf_counter() - start
+
+    timed(ours)
+    if theirs:
+        timed(theirs)
+    a, b = [], []
+    for _ in range(runs):
+        a.append(timed(ours))
+        if theirs:
+            b.append(timed(theirs))
+    if not theirs:
+        return statistics.median(a), None, None
+    return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b, strict=True))
+
+
+def from_history(source: Path, pattern: str, directory: Path) -> list[Path]:
+    """A real history's SQL files, in name order, as expand migrations of ours."""
+    files = sorted(p for p in source.glob(pattern) if p.is_file())
+    if not files:
+        raise SystemExit(f"--history {source}: no file matches --glob {pattern!r}")
+    paths = []
+    for number, original in enumerate(files, start=1):
+        path = directory / f"{number:04d}_history.sql"
+        path.write_text("-- bluegreen: expand\n" + original.read_text(errors="replace"))
+        paths.append(path)
+    return paths
+
+
+def shape(sql: str) -> str:
+    """A statement with its names left out, so that one kind of difference counts once.
+
+    (An earlier file explains most: the same type restated, a column already NOT NULL.)
+    """
+    return re.sub(r"\b[a-z_][a-z0-9_]*\b", "…", " ".join(sql.split()))[:80]
 
 
 def statement_starts(path: Path) -> list[int]:
@@ -141,39 +228,66 @@ def owner(starts: list[int], line: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=600)
+    parser.add_argument("--files", type=int, default=342, help="generated files (default 342, a real history's size)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=7, help="timed runs of each tool (median quoted)")
     parser.add_argument("--squawk", help="path to the squawk binary")
+    parser.add_argument("--history", type=Path, help="lint a real history instead: a directory of SQL files")
+    parser.add_argument("--glob", default="*.sql", help="which files of --history (default *.sql; e.g. '*/up.sql')")
     args = parser.parse_args()
-    if args.files < 1:
-        parser.error("--files must be at least 1")
+    if args.files < 1 or args.runs < 1:
+        parser.error("--files and --runs must be at least 1")
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp) / "migrations"
         directory.mkdir()
-        paths = generate(directory, args.files, args.seed)
-        print(f"corpus: {len(paths)} generated migrations (seed {args.seed}) in {directory}")
+        if args.history:
+            paths = from_history(args.history, args.glob, directory)
+            print(f"corpus: {len(paths)} files of {args.history} ({args.glob}), as expand steps")
+        else:
+            paths = generate(directory, args.files, args.seed)
+            print(f"corpus: {len(paths)} generated migrations (seed {args.seed})")
+        result = lint_paths([directory])
+        size = sum(p.stat().st_size for p in paths)
+        print(f"        {result.statements} statements, {size / 1024:.0f} KiB")
+        tiny = Path(tmp) / "tiny"
+        tiny.mkdir()
+        (tiny / "001_tiny.sql").write_text("-- bluegreen: expand\nALTER TABLE t ADD COLUMN c text;\n")
 
-        ours_s, result = best_of(args.runs, lambda: lint_paths([directory]))
-        print(
-            f"bluegreen lint: {len(paths) / ours_s:8.0f} files/s  {result.statements / ours_s:8.0f} statements/s  "
-            f"({ours_s * 1000:.0f} ms best of {args.runs}; {len(result.errors)} errors, "
-            f"{len(result.warnings)} warnings)"
-        )
-
+        lint = [sys.executable, "-m", "policies", "lint"]
         squawk = find_squawk(args.squawk)
-        if squawk is None:
-            print("squawk: not installed (pip install squawk-cli, or pass --squawk PATH); no comparison")
-            return 0
-        command = [squawk, "--reporter", "json", *map(str, paths)]
-        squawk_s, completed = best_of(
-            args.runs, lambda: subprocess.run(command, capture_output=True, text=True, check=False)
+        version = squawk and subprocess.run([squawk, "--version"], capture_output=True, text=True).stdout.strip()
+        print(f"\nwhole command lines, median of {args.runs} each (start-up: the same command on one tiny file):")
+        start_ours, start_squawk, _ = paired_medians(
+            args.runs, [*lint, str(tiny)], [squawk, str(tiny / "001_tiny.sql")] if squawk else None
         )
-        squawk_findings = json.loads(completed.stdout or "[]")  # type: ignore[union-attr]
-        version = subprocess.run([squawk, "--version"], capture_output=True, text=True, check=False).stdout.strip()
-        print(f"{version}: {len(paths) / squawk_s:8.0f} files/s  ({squawk_s * 1000:.0f} ms best of {args.runs})")
-
+        # Each tool's default output (what a person runs), then JSON (what CI runs).
+        for label, ours_flags, their_flags in (
+            ("default output", [], []),
+            ("JSON output", ["--format", "json"], ["--reporter", "json"]),
+        ):
+            theirs = [squawk, *their_flags, *map(str, paths)] if squawk else None
+            ours_s, squawk_s, ratio = paired_medians(args.runs, [*lint, *ours_flags, str(directory)], theirs)
+            print(f"  {label}:")
+            print(
+                f"    bluegreen lint: {len(paths) / ours_s:7.0f} files/s {result.statements / ours_s:7.0f} statements/s"
+                f" {ours_s * 1000:5.0f} ms   (start-up {start_ours * 1000:3.0f} ms)"
+            )
+            if squawk_s is None or ratio is None or start_squawk is None:
+                continue
+            print(
+                f"    {version}: {len(paths) / squawk_s:7.0f} files/s {result.statements / squawk_s:7.0f} statements/s"
+                f" {squawk_s * 1000:5.0f} ms   (start-up {start_squawk * 1000:3.0f} ms)"
+            )
+            verdict = "within" if ratio <= 2.0 else "NOT within"
+            print(f"    ours / squawk: {ratio:.2f}x, median of pairs ({verdict} the goal of 2x)")
+        print(f"  ({len(result.errors)} errors, {len(result.warnings)} warnings from us)")
+        if not squawk:
+            print("  squawk: not installed (pip install squawk-cli, or pass --squawk PATH); no comparison")
+            return 0
+        theirs = [squawk, "--reporter", "json", *map(str, paths)]
+        completed = subprocess.run(theirs, capture_output=True, text=True, check=False)
+        squawk_findings = json.loads(completed.stdout or "[]")
         kinds = {p.name: ("contract" if "contract" in p.read_text().splitlines()[0] else "expand") for p in paths}
         starts = {p.name: statement_starts(p) for p in paths}
         ours: set[tuple[str, int, str]] = set()
@@ -211,10 +325,10 @@ def main() -> int:
             if mine:
                 reasons[f"squawk {rule}, we report {', '.join(mine)}"] += 1
             else:
-                reasons[f"squawk {rule}, we do not: {' '.join(text.split())[:70]}"] += 1
+                reasons[f"squawk {rule}, we do not: {shape(text)}"] += 1
         for name, line, rule in sorted(ours - theirs):
             text = next(s.sql for s in statements_of((directory / name).read_text()) if s.line == line)
-            where = "inside a DO block (squawk does not read it)" if text.startswith("DO") else text[:70]
+            where = "inside a DO block (squawk does not read it)" if text.startswith("DO") else shape(text)
             reasons[f"we report {rule}, squawk does not: {where}"] += 1
         if reasons:
             print("  where they differ:")

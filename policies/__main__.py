@@ -12,6 +12,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 if sys.argv[1:2] == ["lint"]:
+    import gc
+
+    # One short pass that makes many small objects and no cycles to speak of: reference
+    # counting frees them, and the cyclic collector would only cost time (~7% of a lint).
+    gc.disable()
     from policies.cli import main
 
     sys.exit(main(sys.argv[1:]))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pglast
-from pglast import ast, visitors
+from pglast import ast
 from pglast.enums import (
     AlterTableType,
     ConstrType,
@@ -31,12 +31,14 @@ from pglast.enums import (
 )
 
 from components.migrations import Migration, load_migrations, parse_migration
+from policies import syntax_tree
 from policies.rules import ERROR, RULES
 
 # Comments and blanks before a statement's first token (suppressions live there).
 _LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.S)
 _ALLOW = re.compile(r"--\s*bluegreen:\s*allow\s+(?P<rules>[a-z0-9-]+(?:\s*,\s*[a-z0-9-]+)*)\s*(?::(?P<reason>.*))?$")
 _MIN_REASON_WORDS = 3
+_NEWLINE = re.compile("\n")
 
 # Functions whose value differs per row: as a column default they force a table rewrite.
 VOLATILE_FUNCTIONS = frozenset(
@@ -167,7 +169,7 @@ class _Position:
     """Maps character offsets of a file to 1-based line and column."""
 
     def __init__(self, text: str) -> None:
-        self.starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+        self.starts = [0] + [m.end() for m in _NEWLINE.finditer(text)]
 
     def of(self, offset: int) -> tuple[int, int]:
         index = bisect.bisect_right(self.starts, offset) - 1
@@ -189,17 +191,16 @@ def statements_of(sql: str) -> Iterator[Statement]:
     """Every statement of a file in order, nested ones right after their container."""
     position = _Position(sql)
     try:
-        raw_statements = pglast.parse_sql(sql)
-    except pglast.parser.ParseError as exc:
+        raw_statements = syntax_tree.parse(sql)
+    except syntax_tree.ParseError as exc:
         message, offset = exc.args[0], exc.args[1] if len(exc.args) > 1 else None
         line, column = position.of(min(offset or 0, max(len(sql) - 1, 0)))
         raise SqlParseError(message, line, column) from None
     previous_end = 0
-    for raw in raw_statements:
-        end = raw.stmt_location + raw.stmt_len if raw.stmt_len else len(sql)
-        start = _LEADING.match(sql, raw.stmt_location).end()  # type: ignore[union-attr]
+    for node, location, end in raw_statements:
+        start = _LEADING.match(sql, location).end()  # type: ignore[union-attr]
         statement = Statement(
-            raw.stmt, sql[start:end].strip(), *position.of(start), _annotated(sql, previous_end, start, end)
+            node, sql[start:end].strip(), *position.of(start), _annotated(sql, previous_end, start, end)
         )
         previous_end = end
         yield statement
@@ -265,21 +266,19 @@ def _parsed_body(
 ) -> Iterator[Statement]:
     first_line = line if line is not None else _line_of_body(outer, body)
     try:
-        raw_statements = pglast.parse_sql(body)
-    except pglast.parser.ParseError as exc:
+        raw_statements = syntax_tree.parse(body)
+    except syntax_tree.ParseError as exc:
         raise SqlParseError(f"{exc.args[0]} ({context})", first_line, 1) from None
-    for raw in raw_statements:
-        end = raw.stmt_location + raw.stmt_len if raw.stmt_len else len(body)
-        chunk = body[raw.stmt_location : end]
-        skipped = _LEADING.match(chunk).end()  # type: ignore[union-attr]
-        nested_line = first_line + body.count("\n", 0, raw.stmt_location + skipped)
-        yield Statement(raw.stmt, chunk[skipped:].strip(), nested_line, 1, outer.annotated_text, context, runs_now)
+    for node, location, end in raw_statements:
+        start = _LEADING.match(body, location).end()  # type: ignore[union-attr]
+        nested_line = first_line + body.count("\n", 0, start)
+        yield Statement(node, body[start:end].strip(), nested_line, 1, outer.annotated_text, context, runs_now)
 
 
 def _plpgsql(outer: Statement, text: str, context: str, runs_now: bool) -> Iterator[Statement]:
     try:
         tree = pglast.parse_plpgsql(text)
-    except pglast.parser.ParseError as exc:
+    except syntax_tree.ParseError as exc:
         raise SqlParseError(f"{exc.args[0]} ({context})", outer.line, outer.column) from None
     for kind, item in _plpgsql_statements(tree):
         line = outer.line + max(item.get("lineno", 1), 1) - 1
@@ -322,10 +321,10 @@ def _plpgsql_statements(tree: Any) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _string_literal(expression: str) -> str | None:
     try:
-        (raw,) = pglast.parse_sql(f"SELECT {expression}")
-    except (pglast.parser.ParseError, ValueError):
+        ((select, _, _),) = syntax_tree.parse(f"SELECT {expression}")
+    except (syntax_tree.ParseError, ValueError):
         return None
-    target = raw.stmt.targetList[0].val
+    target = select.targetList[0].val
     if isinstance(target, ast.A_Const) and isinstance(target.val, ast.String):
         return target.val.sval
     return None
@@ -367,16 +366,17 @@ def _widens_without_rewrite(old: tuple[str, tuple[int, ...]] | None, new: tuple[
 
 
 def _calls_volatile(expression: Any) -> str | None:
-    found: list[str] = []
-
-    class Visitor(visitors.Visitor):
-        def visit_FuncCall(self, _ancestors: Any, node: ast.FuncCall) -> None:  # noqa: N802 - pglast's API
-            name = node.funcname[-1].sval.lower()
-            if name in VOLATILE_FUNCTIONS:
-                found.append(name)
-
-    Visitor()(expression)
-    return found[0] if found else None
+    """The first volatile function the expression calls, depth first."""
+    pending = [expression]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, tuple):
+            pending.extend(reversed(node))
+        elif isinstance(node, ast.Node):
+            if isinstance(node, ast.FuncCall) and (name := node.funcname[-1].sval.lower()) in VOLATILE_FUNCTIONS:
+                return name
+            pending.extend(getattr(node, attribute) for attribute in reversed(tuple(node)))
+    return None
 
 
 def _declared_not_null(column: ast.ColumnDef) -> bool:
