@@ -2,6 +2,7 @@
 # packages (Debian: haproxy, postgresql) and the virtualenv; it is idempotent.
 VENV ?= venv
 PY := $(VENV)/bin/python
+BLUEGREEN := $(VENV)/bin/bluegreen
 APT_PACKAGES := haproxy postgresql make
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -24,10 +25,13 @@ system-packages:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# The pinned requirements, then the project itself (editable, no dependencies of its own):
+# that puts the `bluegreen` command in $(VENV)/bin.
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 test: setup
@@ -39,14 +43,16 @@ lint: setup
 
 # The local target (cloud: local): HAProxy + PostgreSQL + both colours on 127.0.0.1.
 up: setup
-	$(PY) -m scripts up --stack $(STACK)
+	$(BLUEGREEN) up --stack $(STACK)
 
 down:
-	$(PY) -m scripts down --stack $(STACK)
+	$(BLUEGREEN) down --stack $(STACK)
 
 status:
-	$(PY) -m scripts status --stack $(STACK)
+	$(BLUEGREEN) status --stack $(STACK)
 
 # The README's run command: a good release and a faulty one (rolled back), under load.
+# It runs on a stack of its own (Pulumi.demo.yaml, git-ignored, a fresh copy of $(STACK) each
+# time), so it leaves the tracked stack files and the $(STACK) stack as it found them.
 demo: setup
-	$(PY) -m scripts demo --stack $(STACK)
+	$(BLUEGREEN) demo --stack demo --from $(STACK)

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from components.text_files import read_utf8
+
 NAMESPACE = "bluegreen"
 CLOUDS = ("aws", "gcp", "azure", "local")
 COLORS = ("blue", "green")
@@ -37,6 +39,19 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A stack config value is invalid; the message names key, value and what is allowed."""
+
+
+STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def stack_name(value: str) -> str:
+    """``--stack``: a name, never a path (it names files and directories under the project)."""
+    if not STACK_NAME.fullmatch(value) or len(value) > 100:
+        raise ConfigError(
+            f"{value!r} is not a stack name: letters, digits, '-', '_' and '.', starting with a letter or digit "
+            f"(at most 100)"
+        )
+    return value
 
 
 def invalid(key: str, value: Any, allowed: str) -> ConfigError:
@@ -211,7 +226,7 @@ class StackConfig:
             found = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in Path(project_dir).glob("Pulumi.*.yaml"))
             raise ConfigError(f"stack {stack!r}: no file {path}; stacks here: {', '.join(found) or 'none'}")
         try:
-            doc = yaml.safe_load(path.read_text()) or {}
+            doc = yaml.safe_load(read_utf8(path, ConfigError, "stack file")) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
         config = doc.get("config") or {}
@@ -508,7 +523,7 @@ class _Parser:
         """Unlike other keys, an empty value is a choice here: the app has no migrations."""
         if self.raw.get("migrations_dir") == "":
             return ""
-        return self.text("migrations_dir", default, r"[^\x00]{1,1024}", "a directory path, or \"\" for none")
+        return self.text("migrations_dir", default, r"[^\x00]{1,1024}", 'a directory path, or "" for none')
 
     def app_command(self, default: str) -> str:
         value = self.text("app_command", default)

@@ -14,7 +14,7 @@ routing and the colours' capacity change, a change that would
 - take capacity from a colour that has traffic now.
 
 The message names the steps that work (warm the colour, flip, then cool the other one),
-which is what ``python -m scripts switch`` and ``deploy`` do. A stack's first update has
+which is what ``bluegreen switch`` and ``deploy`` do. A stack's first update has
 no outputs and is never refused.
 """
 
@@ -47,7 +47,7 @@ def flip_problem(config: StackConfig, deployed: Mapping[str, Any]) -> str | None
     steps = (
         f"do it in steps: `pulumi config set {NAMESPACE}:warm_idle true && pulumi up` (both colours at capacity), "
         f"then change {NAMESPACE}:live_color / live_traffic_percent and `pulumi up`, then "
-        f"`pulumi config set {NAMESPACE}:warm_idle false && pulumi up`; `python -m scripts switch` does exactly that"
+        f"`pulumi config set {NAMESPACE}:warm_idle false && pulumi up`; `bluegreen switch` does exactly that"
     )
     for color in COLORS:
         running = int(capacities.get(color, 0))

@@ -26,7 +26,7 @@ from pathlib import Path
 import pglast
 import psycopg
 
-from components.migrations import Migration, MigrationError, load_migrations
+from components.migrations import Migration, MigrationError, load_migrations, parse_version
 
 NO_TRANSACTION = re.compile(r"^\s*--\s*bluegreen-run:\s*no-transaction\s*$", re.MULTILINE)
 LOCK_KEY = 0x6275_6C65  # pg_advisory_lock key: one migrator per database at a time
@@ -80,6 +80,40 @@ def verify_history(migrations: Sequence[Migration], applied: dict[str, str]) -> 
             )
 
 
+class StackBehindDatabaseError(MigrationError):
+    """The database applied a contract step that the versions the stack names cannot run with."""
+
+
+def refuse_versions_behind(
+    migrations: Sequence[Migration], applied: dict[str, str], blue_version: str, green_version: str
+) -> None:
+    """Before anything starts: a release older than an applied contract step cannot run at all.
+
+    It happens when the stack file goes back in time (an old ``Pulumi.<stack>.yaml``
+    restored from git) while the database keeps what later releases did to it.
+    """
+    behind = [m for m in migrations if m.name in applied and not m.may_run_with(blue_version, green_version)]
+    if not behind:
+        return
+    newest = max(behind, key=lambda m: parse_version(m.after or "0"))
+    raise StackBehindDatabaseError(
+        f"the database has applied {', '.join(m.name for m in behind)} (contract step for releases >= "
+        f"{newest.after}), which releases before {newest.after} cannot run with, but the stack names blue "
+        f"{blue_version} and green {green_version}: the stack file is behind its database (an older copy "
+        f"restored?). Set blue_version and green_version to {newest.after} or later (the release that made the "
+        f"step due, or newer) and run the command again; nothing was started"
+    )
+
+
+def check_versions_against_database(
+    database_url: str, blue_version: str, green_version: str, directory: Path | str
+) -> None:
+    """Raise :class:`StackBehindDatabaseError` if the database is past what these versions can run with."""
+    migrations = load_migrations(directory)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        refuse_versions_behind(migrations, applied_checksums(conn), blue_version, green_version)
+
+
 def apply_migrations(
     database_url: str,
     blue_version: str,
@@ -95,6 +129,7 @@ def apply_migrations(
         try:
             applied = applied_checksums(conn)
             verify_history(migrations, applied)
+            refuse_versions_behind(migrations, applied, blue_version, green_version)
             for index, migration in enumerate(migrations):
                 if migration.name in applied:
                     report.already_applied.append(migration.name)

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.text_files import read_utf8
+
 HEADER = re.compile(r"--\s*bluegreen:\s*(?P<kind>\w+)(?P<args>(?:\s+\w+=\S+)*)\s*$")
 NAME = re.compile(r"(?P<seq>\d{3,})_[a-z0-9_]+\.sql")
 KINDS = ("expand", "contract")
@@ -69,7 +71,7 @@ def parse_migration(path: Path) -> Migration:
     """Read one file; the header must be the first non-blank line."""
     if not NAME.fullmatch(path.name):
         raise MigrationError(f"{path}: name must look like 001_short_description.sql (digits, _, lowercase)")
-    sql = path.read_text()
+    sql = read_utf8(path, MigrationError, "migration")
     for number, line in enumerate(sql.splitlines(), start=1):
         if not line.strip():
             continue

@@ -34,6 +34,8 @@ DEFAULT_PATHS = (
     "migrations/**",
     "examples/**",
 )
+
+
 # Run before every Deployments operation (PR preview, review stack, commit to main).
 # Deployments' own preview cannot take --policy-pack, so a preview with the pack comes
 # first and fails the deployment on a mandatory violation.
@@ -45,6 +47,7 @@ def pre_run_commands(config: StackConfig) -> list[str]:
         *lint,
         'pulumi preview --stack "$PULUMI_CI_STACK" --policy-pack policies --non-interactive --diff',
     ]
+
 
 SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|KEY|CREDENTIAL|PRIVATE", re.IGNORECASE)
 OIDC_FIELDS = {

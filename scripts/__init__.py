@@ -1,1 +1,1 @@
-"""The deployment pipeline: smoke, switch, monitor, rollback, deploy (``python -m scripts``)."""
+"""The deployment pipeline: smoke, switch, monitor, rollback, deploy (``bluegreen``, or ``python -m scripts``)."""

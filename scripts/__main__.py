@@ -1,4 +1,7 @@
-"""The command line: ``python -m scripts <command> --stack S``.
+"""The command line: ``bluegreen <command> --stack S`` (or ``python -m scripts <command> ...``).
+
+``make setup`` installs the ``bluegreen`` command into the virtualenv (pyproject.toml);
+``python -m scripts`` is the same program.
 
 Each command group registers its subcommands here; exit codes follow DESIGN.md:
 0 success, 1 checks failed or rolled back, 2 bad input or environment.
@@ -13,7 +16,7 @@ from scripts import local_cli, pipeline_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m scripts", description="bluegreen deployment commands")
+    parser = argparse.ArgumentParser(prog="bluegreen", description="bluegreen deployment commands")
     subparsers = parser.add_subparsers(dest="command", required=True)
     local_cli.add_commands(subparsers)
     pipeline_cli.add_commands(subparsers)

@@ -1,4 +1,4 @@
-"""``up``, ``down`` and ``status`` for local stacks (``python -m scripts up --stack dev``).
+"""``up``, ``down`` and ``status`` for local stacks (``bluegreen up --stack dev``).
 
 Exit codes: 0 done, 1 the environment did not come up (a part failed), 2 bad input or
 a missing prerequisite (config error, missing haproxy/PostgreSQL, port in use). When
@@ -20,6 +20,7 @@ from rich.table import Table
 
 from components.config import ConfigError, StackConfig
 from components.local.runtime import EnvironmentProblemError, LocalEnvironment, LocalTargetError
+from scripts.arguments import stack_argument
 
 if TYPE_CHECKING:
     from scripts.targets.local_engine import LocalEngineTarget
@@ -45,7 +46,7 @@ def add_commands(subparsers: Any) -> None:
         ("status", "colours, versions, health as HAProxy sees it, which colour is live"),
     ):
         sub = subparsers.add_parser(name, help=help_text)
-        sub.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
+        sub.add_argument("--stack", type=stack_argument, required=True, help="stack name (reads Pulumi.<stack>.yaml)")
         sub.add_argument("--project-dir", default=str(ROOT), help=argparse.SUPPRESS)
         if name == "status":
             sub.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -203,4 +204,4 @@ def _print_status(status: dict[str, Any], console: Console) -> None:
         if status["live_color"] != status["configured_live_color"]:
             console.print(f"[yellow]config says live_color {status['configured_live_color']}; run up to apply[/]")
     else:
-        console.print("HAProxy is not running: the stack is down (python -m scripts up --stack ...)")
+        console.print(f"HAProxy is not running: the stack is down (start it: bluegreen up --stack {status['stack']})")

@@ -65,6 +65,31 @@ class StackLock:
         self.release()
 
 
+def abandoned(project_dir: Path | str, stack: str) -> dict[str, object] | None:
+    """Who held the lock and died without releasing it (SIGKILL, a crash, a lost machine), if anyone.
+
+    A clean exit empties the file; a killed holder leaves its line behind while the
+    kernel frees the lock. The next command that takes the lock clears it.
+    """
+    path = Path(project_dir).resolve() / ".bluegreen" / stack / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None  # held right now: running, not abandoned
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"null")
+    except ValueError:
+        info = None
+    finally:
+        os.close(fd)
+    return info if isinstance(info, dict) and info else None
+
+
 def _read_holder(fd: int) -> str:
     try:
         info = json.loads(os.pread(fd, 4096, 0) or b"{}")

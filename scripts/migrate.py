@@ -16,13 +16,14 @@ import psycopg
 
 from components.migration_runner import apply_migrations
 from components.migrations import MigrationError
+from scripts.arguments import stack_argument
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.migrate", description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", help="a local stack: read database URL and versions from it")
+    parser.add_argument("--stack", type=stack_argument, help="a local stack: read database URL and versions from it")
     parser.add_argument("--database-url")
     parser.add_argument("--blue-version")
     parser.add_argument("--green-version")

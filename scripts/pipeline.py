@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import psycopg
@@ -25,7 +25,7 @@ from scripts.decision import INCONCLUSIVE, PASS, PROMOTE, ROLLBACK, WATCH, Check
 from scripts.metrics import ColorHealth
 from scripts.monitor import MonitorResult, watch
 from scripts.record import RunRecord, utc_now
-from scripts.rolled_back import RolledBackVersions
+from scripts.releases import PromotedReleases, RolledBackVersions
 from scripts.smoke import SmokeReport, SmokeRunner, load_suite, print_report
 from scripts.targets import Target, TargetError
 
@@ -66,6 +66,7 @@ class Pipeline:
         self.sleep = sleep
         self.http = httpx.Client(timeout=5.0)
         self.rolled_back = RolledBackVersions(target.project_dir, target.stack)
+        self.promoted = PromotedReleases(target.project_dir, target.stack)
 
     # -- building blocks ----------------------------------------------------------------
 
@@ -115,7 +116,10 @@ class Pipeline:
         outputs = self.target.outputs()
         route = "preview_url" if color == config.idle_color else "live_url"
         suite = load_suite(self.options.smoke_file)
-        self.record.note("smoke", f"{len(suite.checks)} checks against {color} via {outputs[route]}")
+        self.record.note(
+            "smoke",
+            f"{len(suite.checks)} checks against {color} via {outputs[route]}, after its targets are healthy",
+        )
 
         def health() -> tuple[bool, str]:
             h = self.target.health(color)
@@ -127,8 +131,7 @@ class Pipeline:
         failed = [r.to_dict() for r in report.results if not r.passed]
         self.record.note(
             "smoke",
-            f"{'passed' if report.passed else 'FAILED'}: {sum(r.passed for r in report.results)}/"
-            f"{len(report.results)} checks in {report.duration_s:.1f}s",
+            f"{'passed' if report.passed else 'FAILED'}: {report.tally()} in {report.duration_s:.1f}s",
             quiet=True,
             passed=report.passed,
             failed=failed,
@@ -317,6 +320,55 @@ class Pipeline:
             self.apply(f"{bad} down to idle capacity", warm_idle=False)
         return took
 
+    def rollback_target(self, force: bool = False) -> str | None:
+        """The colour to roll back to, or None when prod is all on a promoted release already.
+
+        The newest promoted release, other than the one serving, that a colour still runs
+        and that was not rolled back since (``force``: even then). Never the other colour
+        just because it is the other one: after a release stopped before its switch, that
+        colour runs the new build, which nothing has vouched for. Raises ReleaseAborted
+        (exit 1, traffic untouched) when there is nowhere good to go.
+        """
+        config = self.target.config()
+        live, gradual = config.live_color, config.gradual_switch_in_progress
+        history = self.promoted.history()
+        if not history:
+            if config.warm_idle or gradual:
+                self._hold(
+                    f"no record of a promoted release ({self.promoted.path}) and a release is in progress, so "
+                    f"which colour is good cannot be told; move traffic explicitly with switch --to <colour>"
+                )
+            self.promoted.ensure(live, config.version_of(live))
+            history = self.promoted.history()
+        serving = (live, config.version_of(live))
+        for release in reversed(history):
+            if (release.color, release.version) == serving and not gradual:
+                continue
+            if config.version_of(release.color) != release.version:
+                continue  # that colour runs something else now
+            if not force and self.rolled_back.get(release.version):
+                continue
+            return release.color
+        if not gradual and any((p.color, p.version) == serving for p in history):
+            return None
+        self._hold(
+            f"{live} runs {config.version_of(live)}, which was never promoted, and no colour runs a promoted "
+            f"release that was not rolled back (promoted: "
+            f"{', '.join(f'{p.version} on {p.color}' for p in history)}); move traffic explicitly with "
+            f"switch --to <colour>"
+        )
+
+    def _hold(self, why: str) -> NoReturn:
+        self.record.note("hold", f"NOT rolling back: {why}")
+        raise ReleaseAborted(why)
+
+    def settle_idle(self) -> None:
+        """After an interrupted release: the idle colour back to idle capacity, as a finished one leaves it."""
+        config = self.target.config()
+        if config.warm_idle:
+            idle = config.idle_color
+            self.apply(f"{idle} ({config.version_of(idle)}, never promoted) back to idle capacity", warm_idle=False)
+
     def warm_before_traffic(self, to: str) -> bool:
         """Bring ``to`` to full capacity before it gets traffic, when it is held below (``warm_idle`` off).
 
@@ -419,7 +471,13 @@ class Pipeline:
         """The whole release; returns the exit code."""
         config = self.target.config()
         if config.gradual_switch_in_progress:
-            self.record.finish("refused", EXIT_BAD_INPUT, reason="a gradual switch is in progress")
+            why = (
+                f"a gradual switch is in progress ({config.live_color} at {config.live_traffic_percent}%): "
+                f"finish it (switch --to {config.live_color}) or undo it (rollback --stack {self.target.stack}) "
+                f"before a new release"
+            )
+            self.record.note("abort", f"refused: {why}")
+            self.record.finish("refused", EXIT_BAD_INPUT, reason=why)
             return EXIT_BAD_INPUT
         live, idle = config.live_color, config.idle_color
         # Bad input stops the release before it changes anything: the version, the smoke file,
@@ -444,8 +502,10 @@ class Pipeline:
             raise TargetError(
                 f"the live colour {live} is not healthy ({live_health.detail}); a release needs it serving so "
                 f"that a rollback has somewhere to go. Bring the stack up first "
-                f"(local: python -m scripts up --stack {self.target.stack})"
+                f"(local: bluegreen up --stack {self.target.stack})"
             )
+        # What is live now is the release a rollback returns to until this one is promoted.
+        self.promoted.ensure(live, config.version_of(live))
         self.migrate("before the idle colour changes")
         try:
             before = self.applied_migrations()
@@ -497,6 +557,7 @@ class Pipeline:
                 return EXIT_FAILED
             self.apply(f"{live} down to idle_capacity", warm_idle=False)
             self.rolled_back.forget(version)
+            self.promoted.record(idle, version, "deploy")
             self.record.finish("released", EXIT_OK, version=version, live=idle, guard=verdict)
             return EXIT_OK
         except ReleaseAborted as exc:
@@ -520,8 +581,8 @@ def print_summary(record: RunRecord, console: Console, extra: dict[str, Any] | N
     switch = next((e for e in record.events if e.kind == "switch"), None)
     rollback = next((e for e in record.events if e.kind == "rollback"), None)
     rows: dict[str, Any] = {**record.summary}
-    if switch:
-        rows["switch apply"] = f"{switch.evidence.get('apply_s')}s"
+    if switch and switch.evidence.get("apply_s") is not None:
+        rows["switch apply"] = f"{switch.evidence['apply_s']}s"
     if rollback:
         rows["rollback"] = f"{rollback.evidence.get('seconds')}s ({rollback.evidence.get('reason')})"
     rows.update(extra or {})

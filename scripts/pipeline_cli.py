@@ -1,4 +1,4 @@
-"""``smoke``, ``switch``, ``monitor``, ``rollback``, ``deploy`` and ``status`` (``python -m scripts ...``).
+"""``smoke``, ``switch``, ``monitor``, ``rollback``, ``deploy`` and ``status`` (``bluegreen ...``).
 
 Exit codes (DESIGN.md): 0 success, 1 checks failed or rolled back, 2 bad input or
 environment (bad config or smoke file, a locked stack, an apply that failed, a
@@ -8,7 +8,9 @@ missing metrics source). Commands that change a stack hold the stack lock.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -22,18 +24,26 @@ from rich.table import Table
 from components.config import COLORS, ConfigError, StackConfig
 from components.migrations import MigrationError
 from scripts import demo
+from scripts.arguments import stack_argument
 from scripts.decision import PROMOTE, ROLLBACK
-from scripts.lock import StackLock, StackLockedError
+from scripts.live_view import live_release_view
+from scripts.lock import StackLock, StackLockedError, abandoned
 from scripts.metrics import MetricsSourceError
 from scripts.pipeline import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Pipeline, PipelineOptions, ReleaseAborted
 from scripts.pipeline import print_summary as print_run_summary
 from scripts.record import RunRecord, TrafficRecorder, load_last_decision, utc_now
-from scripts.rolled_back import KnownBadReleaseError, RolledBackVersions
+from scripts.releases import KnownBadReleaseError, ReleaseFileError, RolledBackVersions
 from scripts.smoke import SmokeFileError
 from scripts.targets import Target, TargetError, open_target
 from scripts.targets.local import LocalTarget
 
+
+class OutputPathError(ValueError):
+    """``--report`` or ``--timeline`` names a file that cannot be written."""
+
+
 ROOT = Path(__file__).resolve().parent.parent
+EXIT_INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
 BAD_INPUT = (
     ConfigError,
     SmokeFileError,
@@ -42,13 +52,15 @@ BAD_INPUT = (
     TargetError,
     MigrationError,
     KnownBadReleaseError,
+    ReleaseFileError,
+    OutputPathError,
 )
 
 
 def add_commands(subparsers: Any) -> None:
     def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
         sub = subparsers.add_parser(name, help=help_text)
-        sub.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
+        sub.add_argument("--stack", type=stack_argument, required=True, help="stack name (reads Pulumi.<stack>.yaml)")
         sub.add_argument("--project-dir", default=str(ROOT), help=argparse.SUPPRESS)
         sub.set_defaults(handler=handler)
         return sub
@@ -91,14 +103,21 @@ def _smoke_file(args: argparse.Namespace) -> Path:
 class _Run:
     """Target, record, pipeline and lock for one command, with the shared error handling."""
 
-    def __init__(self, args: argparse.Namespace, command: str, console: Console) -> None:
+    def __init__(self, args: argparse.Namespace, command: str, console: Console, live_view: bool = False) -> None:
         self.args = args
+        self.live_view = live_view
         self.console = console
         self.record = RunRecord(args.stack, command, console)
         self.lock = StackLock(args.project_dir, args.stack, command)
+        self.outputs_writable = False  # --report / --timeline, once checked
 
     def run(self, body: Callable[[Target, Pipeline], int], locked: bool = True) -> int:
+        # SIGTERM (a CI job cancelled, systemd stopping us) ends the run as Ctrl-C does: recorded.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
+            for option in ("report", "timeline"):
+                _refuse_unwritable(getattr(self.args, option, None), option)
+            self.outputs_writable = True
             if locked:
                 self.lock.acquire()
             try:
@@ -106,11 +125,14 @@ class _Run:
                 self.record.note("target", f"stack {self.args.stack}: changes go through {target.path}")
                 pipeline = Pipeline(target, self.record, PipelineOptions(_smoke_file(self.args)))
                 recorder = _recorder(target, self.record, self.args)
-                if recorder is None:
+                with contextlib.ExitStack() as running:
+                    if recorder is not None:
+                        running.enter_context(recorder)
+                    if self.live_view:
+                        running.enter_context(
+                            live_release_view(self.record, target.config(), f"{self.record.command} on {target.stack}")
+                        )
                     code = body(target, pipeline)
-                else:
-                    with recorder:
-                        code = body(target, pipeline)
             finally:
                 self.lock.release()
         except BAD_INPUT as exc:
@@ -119,6 +141,18 @@ class _Run:
         except ReleaseAborted as exc:
             self.record.finish("aborted", EXIT_FAILED, reason=str(exc))
             code = EXIT_FAILED
+        except KeyboardInterrupt:
+            stack = self.args.stack
+            self.record.note(
+                "interrupted",
+                f"interrupted: nothing more was changed. To go back to the last promoted release (and put the "
+                f"idle colour back to idle capacity), run: bluegreen rollback --stack {stack}; "
+                f"to try the release again: bluegreen {self.record.command}",
+            )
+            self.record.finish("interrupted", EXIT_INTERRUPTED)
+            code = EXIT_INTERRUPTED
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         if self.record.exit_code is None:
             self.record.finish("done" if code == EXIT_OK else "failed", code)
         self._write_outputs()
@@ -127,6 +161,8 @@ class _Run:
     def _write_outputs(self) -> None:
         args = self.args
         self.record.save_last_decision(Path(args.project_dir).resolve() / ".bluegreen" / args.stack)
+        if not self.outputs_writable:
+            return
         if getattr(args, "report", None):
             self.record.write_json(args.report)
             self.console.print(f"report: {args.report}")
@@ -135,6 +171,24 @@ class _Run:
 
             draw_timeline(self.record, args.timeline)
             self.console.print(f"timeline: {args.timeline}")
+
+
+def _refuse_unwritable(path: Path | None, option: str) -> None:
+    """Before anything changes: a report that cannot be written is found now, not after the release."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise OutputPathError(f"--{option} {path}: is a directory; give a file name, e.g. {path / 'run.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        raise OutputPathError(f"--{option} {path}: cannot be written ({exc.strerror})") from None
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _recorder(target: Target, record: RunRecord, args: argparse.Namespace) -> TrafficRecorder | None:
@@ -165,6 +219,8 @@ def cmd_switch(args: argparse.Namespace) -> int:
         if not health.ok:
             pipeline.record.note("abort", f"not switching: {health.detail}")
             return EXIT_FAILED
+        # A manual switch promotes nothing: a rollback after it returns to what is live now.
+        pipeline.promoted.ensure(config.live_color, config.version_of(config.live_color))
         switched, _, _ = pipeline.switch(args.to)
         return EXIT_OK if switched else EXIT_FAILED
 
@@ -180,12 +236,24 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             pipeline.record.note("guard", f"{config.idle_color} is warm: watching {config.live_color} for {bake}s")
         result = pipeline.monitor(config.live_color, utc_now(), bake_s=bake)
         if result.decision.action == ROLLBACK:
-            pipeline.rollback(config.idle_color, result.decision)
+            to = pipeline.rollback_target()
+            if to is None:
+                pipeline.record.note(
+                    "hold",
+                    f"{config.live_color} runs the last promoted release: there is nothing to roll back to; "
+                    f"act by hand ({result.decision.reason})",
+                )
+                return EXIT_FAILED
+            pipeline.rollback(to, result.decision)
+            pipeline.record.finish("rolled back", EXIT_FAILED, reason=result.decision.reason)
             return EXIT_FAILED
         if result.decision.action == PROMOTE:
             pipeline.record.note("promote", result.decision.reason, **result.decision.to_dict())
+            pipeline.promoted.record(config.live_color, config.version_of(config.live_color), "monitor")
+            pipeline.record.finish("promoted", EXIT_OK, reason=result.decision.reason)
             return EXIT_OK
         pipeline.record.note("hold", result.decision.reason, **result.decision.to_dict())
+        pipeline.record.finish("inconclusive", EXIT_FAILED, reason=result.decision.reason)
         return EXIT_FAILED
 
     return _run_with_summary(args, "monitor", body)
@@ -193,7 +261,17 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     def body(target: Target, pipeline: Pipeline) -> int:
-        to = target.config().idle_color
+        to = pipeline.rollback_target(force=args.force)
+        if to is None:
+            config = target.config()
+            live = config.live_color
+            pipeline.record.note(
+                "rollback",
+                f"nothing to roll back to: {live} serves all traffic with {config.version_of(live)}, a promoted "
+                f"release, and no colour runs an earlier one that was not rolled back",
+            )
+            pipeline.settle_idle()
+            return EXIT_OK
         pipeline.refuse_known_bad(to, force=args.force)
         pipeline.rollback(to, None, reason=args.reason)
         return EXIT_OK
@@ -208,7 +286,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 def _run_with_summary(args: argparse.Namespace, command: str, body: Callable[[Target, Pipeline], int]) -> int:
     """Run a stack-changing command under the lock, then print the summary table."""
     console = Console(stderr=True)
-    run = _Run(args, command, console)
+    run = _Run(args, command, console, live_view=command.startswith(("deploy", "monitor")))
     code = run.run(body)
     print_run_summary(run.record, console)
     return code
@@ -241,6 +319,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     last = document.get("last_decision")
     if last:
         out.print(f"last decision ({last['at']}, {last['command']}): {last['kind']}: {last['message']}")
+    if document.get("interrupted"):
+        dead = document["interrupted"]
+        out.print(
+            f"[yellow]a run of {escape(str(dead.get('command')))} (pid {dead.get('pid')}, since {dead.get('since')}) "
+            f"ended without finishing[/]: bluegreen rollback --stack {args.stack} goes back to the last "
+            "promoted release"
+        )
     for color, bad in document["rolled_back"].items():
         out.print(
             f"[yellow]{color} runs {escape(bad['version'])}, rolled back at {bad['at']} because "
@@ -266,6 +351,7 @@ def status_document(target: Target, project_dir: Path) -> dict[str, Any]:
     document["health"] = health
     document["path"] = target.path
     document["last_decision"] = load_last_decision(project_dir.resolve() / ".bluegreen" / target.stack)
+    document["interrupted"] = abandoned(project_dir, target.stack)
     config = target.config()
     known_bad = RolledBackVersions(project_dir, target.stack)
     document["rolled_back"] = {

@@ -65,12 +65,16 @@ class RunRecord:
         self.outcome: str | None = None
         self.exit_code: int | None = None
         self.summary: dict[str, Any] = {}
+        # Called with every event, quiet ones too (the live release view listens here).
+        self.listeners: list[Callable[[Event], None]] = []
         self._lock = threading.Lock()
 
     def note(self, kind: str, message: str, quiet: bool = False, **evidence: Any) -> Event:
         event = Event(utc_now(), kind, message, evidence)
         with self._lock:
             self.events.append(event)
+        for listener in list(self.listeners):
+            listener(event)
         if not quiet:
             elapsed = (event.at - self.started).total_seconds()
             self.console.print(f"[dim]{elapsed:7.1f}s[/] [bold]{kind:<10}[/] {message}", highlight=False)
@@ -102,7 +106,9 @@ class RunRecord:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
 
     def save_last_decision(self, state_dir: Path) -> None:
-        decisions = [e for e in self.events if e.kind in ("switch", "rollback", "promote", "abort", "hold")]
+        decisions = [
+            e for e in self.events if e.kind in ("switch", "rollback", "promote", "abort", "hold", "interrupted")
+        ]
         if not decisions:
             return
         state_dir.mkdir(parents=True, exist_ok=True)

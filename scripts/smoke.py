@@ -24,8 +24,9 @@ gets :class:`SmokeFileError` naming the line, which the command turns into exit 
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ from rich.console import Console
 from rich.table import Table
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_attempt, stop_after_delay, wait_exponential
 
+from components.text_files import read_utf8
+
+HEALTH_CHECK_NAME = "targets healthy (load balancer)"  # the pre-check every smoke run starts with
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 CHECK_KEYS = {"name", "method", "path", "headers", "body", "expect", "save"}
 EXPECT_KEYS = {"status", "fields", "contains", "max_latency_ms"}
@@ -113,6 +117,13 @@ class SmokeReport:
     def passed(self) -> bool:
         return bool(self.results) and all(r.passed for r in self.results)
 
+    def tally(self) -> str:
+        """The file's checks passed, as "4/4 checks"; the load balancer's health pre-check said apart."""
+        checks = [r for r in self.results if r.name != HEALTH_CHECK_NAME]
+        health = next((r for r in self.results if r.name == HEALTH_CHECK_NAME), None)
+        said = f"{sum(r.passed for r in checks)}/{len(checks)} checks"
+        return said if health is None else f"{said} (targets healthy: {'yes' if health.passed else 'no'})"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "color": self.color,
@@ -131,10 +142,7 @@ class _Doc:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise SmokeFileError(f"{path}: cannot read the smoke file ({exc.strerror})") from None
+        text = read_utf8(path, SmokeFileError, "smoke file")
         try:
             loader = yaml.SafeLoader(text)
             try:
@@ -183,7 +191,39 @@ def load_suite(path: Path | str) -> SmokeSuite:
     for i, name in enumerate(names):
         if names.index(name) != i:
             raise doc.fail(("checks", i, "name"), f"duplicate check name {name!r}")
+    _check_placeholders(doc, raw_checks, checks)
     return SmokeSuite(Path(path), settings, checks)
+
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+BUILT_IN_PLACEHOLDERS = ("color", "version")
+
+
+def _placeholders(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield from PLACEHOLDER.findall(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _placeholders(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _placeholders(item)
+
+
+def _check_placeholders(doc: _Doc, raw_checks: list[Any], checks: Sequence[SmokeCheck]) -> None:
+    """Every ``{name}`` is built in or saved by an earlier check: found now, not after the retries."""
+    known = set(BUILT_IN_PLACEHOLDERS)
+    for index, (raw, check) in enumerate(zip(raw_checks, checks, strict=True)):
+        for key in ("path", "headers", "body", "expect"):
+            unknown = sorted(set(_placeholders(raw.get(key))) - known)
+            if unknown:
+                saved = sorted(known - set(BUILT_IN_PLACEHOLDERS))
+                raise doc.fail(
+                    ("checks", index, key),
+                    f"{{{unknown[0]}}} is never set: placeholders are {{color}}, {{version}} and names an earlier "
+                    f"check saves (saved before this check: {', '.join(saved) or 'none'})",
+                )
+        known |= set(check.save)
 
 
 def _settings(doc: _Doc, raw: Any) -> SmokeSettings:
@@ -221,6 +261,8 @@ def _check(doc: _Doc, index: int, raw: Any) -> SmokeCheck:
     headers = raw.get("headers") or {}
     if not isinstance(headers, dict) or not all(isinstance(v, str | int | float) for v in headers.values()):
         raise doc.fail((*at, "headers"), "expected a mapping of header names to strings")
+    if "expect" not in raw:
+        raise doc.fail(at, f"check {name!r} has no expect: say what a good answer is, at least expect: {{status: 200}}")
     save = raw.get("save") or {}
     if not isinstance(save, dict) or not all(isinstance(v, str) for v in save.values()):
         raise doc.fail((*at, "save"), "expected a mapping of names to JSON field paths, e.g. {order_id: id}")
@@ -230,7 +272,7 @@ def _check(doc: _Doc, index: int, raw: Any) -> SmokeCheck:
         path=path,
         headers={str(k): str(v) for k, v in headers.items()},
         body=raw.get("body"),
-        expect=_expectation(doc, (*at, "expect"), raw.get("expect") or {}),
+        expect=_expectation(doc, (*at, "expect"), raw["expect"]),
         save=save,
         line=doc.line(*at),
     )
@@ -336,7 +378,7 @@ class SmokeRunner:
         deadline = started + self.suite.settings.timeout_s
         results: list[CheckResult] = []
         if self.health is not None:
-            results.append(self._retry("targets healthy (load balancer)", self._health_attempt, deadline))
+            results.append(self._retry(HEALTH_CHECK_NAME, self._health_attempt, deadline))
         for check in self.suite.checks:
             if results and not results[-1].passed:
                 results.append(CheckResult(check.name, False, 0, "not run: an earlier check failed"))
@@ -450,6 +492,4 @@ def print_report(report: SmokeReport, console: Console) -> None:
             if r.response is not None:
                 console.print("response:", json.dumps(r.response, indent=2, default=str))
     verdict = "[green]passed[/]" if report.passed else "[red]failed[/]"
-    console.print(
-        f"smoke {verdict}: {sum(r.passed for r in report.results)}/{len(report.results)} in {report.duration_s:.1f}s"
-    )
+    console.print(f"smoke {verdict}: {report.tally()} in {report.duration_s:.1f}s")

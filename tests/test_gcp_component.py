@@ -245,7 +245,7 @@ def test_a_bare_flip_to_a_colour_below_capacity_is_refused_before_routing_or_cap
     try:
         gcp_stack(live_color="green", deployed=deployed, **common)
     except ProgramFailedError as refused:
-        assert "warm_idle true" in str(refused) and "python -m scripts switch" in str(refused)
+        assert "warm_idle true" in str(refused) and "bluegreen switch" in str(refused)
         registered = {r.type for r in refused.resources}
         assert URL_MAP not in registered and "gcp:cloudrunv2/service:Service" not in registered
 

@@ -2,7 +2,7 @@
 
 ``build(name, config)`` is what ``__main__.py`` calls (via ``components.targets``);
 :class:`~components.local.runtime.LocalEnvironment` is the runtime API the pipeline
-and ``python -m scripts up/down/status`` use.
+and ``bluegreen up/down/status`` use.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ and every server command runs as that user.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
@@ -22,7 +23,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from components.local.processes import ProcessRecord
+from components.local.processes import ProcessRecord, is_zombie
 from components.local.state import StateDir
 
 PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
@@ -92,6 +93,18 @@ def cluster_dir(state: StateDir) -> Path:
         return state.postgres_dir
     digest = hashlib.sha256(str(state.root).encode()).hexdigest()[:12]
     return FALLBACK_ROOT / f"{state.root.name}-{digest}"
+
+
+def _is_postmaster_of(pid: int, data_dir: Path) -> bool:
+    """Whether ``pid`` is a live PostgreSQL server started on ``data_dir`` (not a reused pid)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if not argv or not Path(os.fsdecode(argv[0])).name.startswith("postgres") or is_zombie(pid):
+        return False
+    words = [os.fsdecode(a) for a in argv]
+    return any(Path(words[i + 1]) == data_dir for i, w in enumerate(words[:-1]) if w == "-D")
 
 
 class PostgresCluster:
@@ -169,14 +182,27 @@ class PostgresCluster:
         return (self.data_dir / "PG_VERSION").exists()
 
     def record(self) -> ProcessRecord | None:
+        """The running postmaster of this data directory, or None.
+
+        Trusted when it is the one we started, or, when someone restarted the server
+        outside the tool (``pg_ctl restart``, a package upgrade), when the pid file's
+        process is alive and is a PostgreSQL server of this very data directory: it is
+        adopted, so ``status``, ``up`` and ``down`` keep working instead of wedging.
+        """
         pid_file = self.data_dir / "postmaster.pid"
         try:
-            pid = int(pid_file.read_text().split("\n", 1)[0])
+            lines = pid_file.read_text().split("\n")
+            pid = int(lines[0])
         except (OSError, ValueError):
             return None
         record = ProcessRecord.from_json(self.state.load().get("postgres_process"))
         if record and record.pid == pid and record.alive():
             return record
+        if len(lines) > 1 and Path(lines[1]) == self.data_dir and _is_postmaster_of(pid, self.data_dir):
+            with contextlib.suppress(ProcessLookupError):
+                adopted = ProcessRecord.of(pid)
+                self.state.update(postgres_process=adopted.to_json())
+                return adopted
         return None
 
     def running(self) -> bool:
@@ -212,7 +238,8 @@ class PostgresCluster:
             progress(f"starting PostgreSQL on 127.0.0.1:{self.port}")
             # Stale pid file from a killed server: pg_ctl handles it, but only if the pid is gone.
             options = (
-                f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' -c synchronous_commit=off"
+                # synchronous_commit stays on (the default): an acknowledged write must survive a crash.
+                f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories=''"
             )
             self._run(
                 bin_dir / "pg_ctl", "-D", self.data_dir, "-l", self.log_file, "-o", options, "-w", "-t", "60", "start"

@@ -4,7 +4,7 @@ Each resource carries the stack's validated config (``config``, plain values) an
 project root, and compares only the props that matter to it (``watch``) in ``diff``,
 so flipping ``live_color`` updates the route alone and replaces nothing. Create and
 update bring the part to the config through :class:`LocalEnvironment` (the same code
-``python -m scripts up`` runs); delete stops the part's processes. Deleting the
+``bluegreen up`` runs); delete stops the part's processes. Deleting the
 database stops the server but keeps its data directory: a ``pulumi destroy`` of a
 dev stack should not be the way data gets lost.
 """

@@ -35,7 +35,11 @@ from components.local.postgres import MissingBinaryError, PostgresCluster, Postg
 from components.local.processes import port_in_use
 from components.local.settings import LocalSettings, PortPlan
 from components.local.state import StateDir, StateError
-from components.migration_runner import apply_migrations
+from components.migration_runner import (
+    StackBehindDatabaseError,
+    apply_migrations,
+    check_versions_against_database,
+)
 from components.migrations import MigrationError
 
 Progress = Callable[[str], None]
@@ -125,7 +129,7 @@ class LocalEnvironment:
         try:
             with self.state.locked():
                 yield
-        except (MissingBinaryError, MissingHaproxyError, StateError) as exc:
+        except (MissingBinaryError, MissingHaproxyError, StateError, StackBehindDatabaseError) as exc:
             raise EnvironmentProblemError(str(exc)) from exc
         except (PostgresError, HaproxyError, AppProcessError, MigrationError) as exc:
             raise LocalTargetError(str(exc)) from exc
@@ -334,8 +338,10 @@ class LocalEnvironment:
         desired = self.config.desired_capacity(color)
         # A colour that prod still reaches keeps running until the route has moved away
         # from it (scale_down_idle, after the switch): stopping it first drops requests.
-        if desired == 0 and not self._receives_traffic(color, self.desired_routing()) and not (
-            self.haproxy.running() and self._receives_traffic(color, routing)
+        if (
+            desired == 0
+            and not self._receives_traffic(color, self.desired_routing())
+            and not (self.haproxy.running() and self._receives_traffic(color, routing))
         ):
             if app.record():
                 haproxy.set_server_state(color, "drain")
@@ -410,6 +416,12 @@ class LocalEnvironment:
         if directory is None or not directory.is_dir():
             return []
 
+        if before_apps:
+            # What the apps are about to run, before any of them changes (the check below uses
+            # what runs now, which a restored old stack file has not reached yet).
+            check_versions_against_database(
+                self.database_url(), self.config.blue_version, self.config.green_version, directory
+            )
         versions = {}
         for color in COLORS:
             running = self.apps[color].running_version()

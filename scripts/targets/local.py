@@ -63,6 +63,7 @@ def routing_only(previous: StackConfig, wanted: StackConfig, changes: Mapping[st
 
 class LocalTarget:
     path = "the local runtime (no Pulumi CLI)"
+
     def __init__(self, stack: str, project_dir: Path | str = ".", **metrics_options: Any) -> None:
         self.stack = stack
         self.project_dir = Path(project_dir).resolve()
@@ -149,7 +150,7 @@ class LocalTarget:
         if not env.postgres.running() or not env.haproxy.running():
             raise TargetError(
                 f"stack {self.stack!r} is not up (PostgreSQL or HAProxy not running): "
-                f"run `python -m scripts up --stack {self.stack}` first"
+                f"run `bluegreen up --stack {self.stack}` first"
             )
         status = env.status()["colors"]
         versions = {c: status[c]["version"] or env.config.version_of(c) for c in ("blue", "green")}

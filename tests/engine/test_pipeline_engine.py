@@ -40,9 +40,7 @@ def deploy(cli: Cli, version: str, rate: float = 40) -> tuple[int, dict, object]
 
 def test_releases_and_rollbacks_through_the_automation_api(new_stack: Callable[..., Cli], capsys) -> None:
     faults = {"2.1.0": {"error_rate": 0.5, "after_s": 6}}
-    cli = new_stack(
-        monitor={**MONITOR, "bake_s": 20}, scale_down_delay_s=1, local={**SETTINGS, "faults": faults}
-    )
+    cli = new_stack(monitor={**MONITOR, "bake_s": 20}, scale_down_delay_s=1, local={**SETTINGS, "faults": faults})
     cli.up()
     target = open_target(cli.project.stack, cli.root)
     assert isinstance(target, LocalEngineTarget)
@@ -92,6 +90,10 @@ def test_the_pipeline_up_runs_the_policy_pack_and_a_refused_up_restores_the_stac
     after = yaml.safe_load(stack_file.read_text())["config"]
     # The same keys (no project default written in), the same values (a list stays a list).
     assert set(after) == set(before), set(after) ^ set(before)
-    assert target.config() == cli.project.config() == StackConfig.parse(
-        {k.split(":", 1)[1]: v for k, v in before.items() if k.startswith("bluegreen:")}, cli.project.stack
+    assert (
+        target.config()
+        == cli.project.config()
+        == StackConfig.parse(
+            {k.split(":", 1)[1]: v for k, v in before.items() if k.startswith("bluegreen:")}, cli.project.stack
+        )
     )

@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from components.local.runtime import LocalEnvironment
-from components.migration_runner import apply_migrations
+from components.migration_runner import StackBehindDatabaseError, apply_migrations, check_versions_against_database
 from components.migrations import MigrationError
 from scripts.migrate import main
 from tests.local.sandbox import REPO, scratch_project
@@ -129,3 +129,16 @@ def test_no_transaction_file_runs_create_index_concurrently(database_url: str, t
     )
     with pytest.raises(MigrationError, match="cannot run inside a transaction block"):
         apply_migrations(database_url, "1.0.0", "1.0.0", tmp_path)
+
+
+def test_versions_behind_an_applied_contract_step_are_refused_before_anything(database_url: str) -> None:
+    apply_migrations(database_url, "2.0.0", "2.0.0", EXAMPLE_MIGRATIONS)  # 004 (after=2.0.0) applied
+    # The stack file went back in time (restored from git): releases that need total_cents.
+    with pytest.raises(
+        StackBehindDatabaseError, match=r"applied 004_drop_total_cents\.sql .* releases >= 2\.0\.0"
+    ) as e:
+        check_versions_against_database(database_url, "1.0.0", "1.0.0", EXAMPLE_MIGRATIONS)
+    assert "Set blue_version and green_version to 2.0.0 or later" in str(e.value)
+    with pytest.raises(StackBehindDatabaseError):
+        apply_migrations(database_url, "2.0.0", "1.0.0", EXAMPLE_MIGRATIONS)
+    check_versions_against_database(database_url, "2.0.0", "2.1.0", EXAMPLE_MIGRATIONS)  # at or past: fine

@@ -21,7 +21,7 @@ from components.local.haproxy import SERVED_BY_HEADER
 from scripts.metrics import ColorHealth, LiveRoute, MetricsSample
 from scripts.pipeline import EXIT_FAILED, EXIT_OK, Pipeline, PipelineOptions, ReleaseAborted
 from scripts.record import RunRecord
-from scripts.rolled_back import KnownBadReleaseError
+from scripts.releases import KnownBadReleaseError
 from scripts.targets import TargetError
 from scripts.timeline import draw_timeline
 
@@ -319,3 +319,62 @@ def test_deploy_refuses_when_the_live_colour_is_not_serving(make) -> None:
     with pytest.raises(TargetError, match="live colour blue is not healthy"):
         pipeline.deploy("2.0.0")
     assert target.applied == []
+
+
+# -- where a rollback goes: the last promoted release, never an unchecked one -------------------
+
+
+def test_a_rollback_after_a_release_stopped_before_its_switch_stays_where_it_is(make) -> None:
+    target, pipeline, _record = make()
+    pipeline.promoted.ensure("blue", "1.0.0")  # what deploy records before it changes anything
+    target.apply({"green_version": "2.1.0", "warm_idle": True})  # ... then interrupted during smoke
+    assert pipeline.rollback_target() is None, "never forward onto the unsmoked 2.1.0"
+    pipeline.settle_idle()
+    assert target.config().live_color == "blue" and target.config().warm_idle is False
+
+
+def test_a_rollback_after_an_interrupted_bake_goes_back_to_the_promoted_release(make) -> None:
+    target, pipeline, _record = make()
+    pipeline.promoted.ensure("blue", "1.0.0")
+    target.apply({"green_version": "2.1.0", "warm_idle": True, "live_color": "green"})  # switched, then stopped
+    assert pipeline.rollback_target() == "blue"
+
+
+def test_a_rollback_after_a_released_version_goes_to_the_one_before(make) -> None:
+    _target, pipeline, _record = make(scale_down_delay_s=0)
+    assert pipeline.deploy("2.0.0") == EXIT_OK
+    assert [(p.color, p.version, p.how) for p in pipeline.promoted.history()] == [
+        ("blue", "1.0.0", "live before the first change"),
+        ("green", "2.0.0", "deploy"),
+    ]
+    assert pipeline.rollback_target() == "blue"
+    pipeline.rollback("blue", None, reason="found a bug an hour later")
+    # Again: 2.0.0 was rolled back, so there is nowhere further to go unless forced.
+    assert pipeline.rollback_target() is None
+    assert pipeline.rollback_target(force=True) == "green"
+
+
+def test_a_gradual_switch_left_half_way_is_undone_to_the_promoted_colour(make) -> None:
+    target, pipeline, _record = make(switch_steps=[25, 100])
+    pipeline.promoted.ensure("blue", "1.0.0")
+    target.apply({"green_version": "2.0.0", "warm_idle": True, "live_color": "green", "live_traffic_percent": 25})
+    assert pipeline.rollback_target() == "blue"
+
+
+def test_a_rollback_with_no_promoted_release_on_either_colour_holds(make) -> None:
+    target, pipeline, record = make()
+    pipeline.promoted.ensure("blue", "1.0.0")
+    target.apply({"blue_version": "1.1.0", "green_version": "2.0.0", "live_color": "green"})
+    with pytest.raises(ReleaseAborted, match="never promoted"):
+        pipeline.rollback_target()
+    assert kinds(record) == ["hold"] and target.config().live_color == "green"
+
+
+def test_without_history_a_settled_stack_takes_its_live_release_as_promoted(make) -> None:
+    target, pipeline, _record = make()
+    assert pipeline.rollback_target() is None
+    assert [(p.color, p.version) for p in pipeline.promoted.history()] == [("blue", "1.0.0")]
+    target.apply({"warm_idle": True})
+    pipeline.promoted.path.unlink()
+    with pytest.raises(ReleaseAborted, match="cannot be told"):
+        pipeline.rollback_target()

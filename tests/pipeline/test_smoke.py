@@ -125,7 +125,8 @@ def test_business_flow_saves_a_field_and_reads_it_back_with_headers(tmp_path, se
 
 
 def test_failure_keeps_request_and_response_and_skips_later_checks(tmp_path, service) -> None:
-    checks = "  - {name: missing, path: /orders/42, headers: {X-A: b}}\n  - {name: after, path: /healthz}\n"
+    checks = "  - {name: missing, path: /orders/42, headers: {X-A: b}, expect: {status: 200}}\n"
+    checks += "  - {name: after, path: /healthz, expect: {status: 200}}\n"
     report = run(tmp_path, service, checks)
     first, second = report.results
     assert not first.passed and first.status == 404
@@ -140,7 +141,7 @@ def test_failure_keeps_request_and_response_and_skips_later_checks(tmp_path, ser
 
 def test_retries_with_backoff_until_the_colour_is_warm(tmp_path, service) -> None:
     FakeService.failures_left = 2
-    report = run(tmp_path, service, "  - {name: warm, path: /healthz}\n")
+    report = run(tmp_path, service, "  - {name: warm, path: /healthz, expect: {status: 200}}\n")
     assert report.passed
     assert report.results[0].attempts == 3
 
@@ -148,7 +149,7 @@ def test_retries_with_backoff_until_the_colour_is_warm(tmp_path, service) -> Non
 def test_overall_timeout_stops_retrying(tmp_path, service) -> None:
     FakeService.failures_left = 10_000
     settings = "settings: {timeout_s: 0.5, attempts: 1000, backoff_s: 0.1, max_backoff_s: 0.2}\n"
-    report = run(tmp_path, service, "  - {name: never, path: /healthz}\n", settings=settings)
+    report = run(tmp_path, service, "  - {name: never, path: /healthz, expect: {status: 200}}\n", settings=settings)
     assert not report.passed
     assert report.results[0].attempts < 10
     assert "overall timeout 0.5s reached" in report.results[0].detail
@@ -161,14 +162,14 @@ def test_unhealthy_targets_fail_before_any_request(tmp_path, service) -> None:
         calls.append(1)
         return False, "green: 0/2 targets UP"
 
-    report = run(tmp_path, service, "  - {name: live, path: /healthz}\n", health=health)
+    report = run(tmp_path, service, "  - {name: live, path: /healthz, expect: {status: 200}}\n", health=health)
     assert [r.passed for r in report.results] == [False, False]
     assert report.results[0].detail == "green: 0/2 targets UP" and len(calls) == 3
     assert FakeService.seen_headers == {}
 
 
 def test_connection_refused_is_a_failed_check(tmp_path) -> None:
-    report = run(tmp_path, "http://127.0.0.1:9", "  - {name: down, path: /healthz}\n")
+    report = run(tmp_path, "http://127.0.0.1:9", "  - {name: down, path: /healthz, expect: {status: 200}}\n")
     assert not report.passed and "request failed: ConnectError" in report.results[0].detail
 
 
@@ -176,10 +177,10 @@ def test_connection_refused_is_a_failed_check(tmp_path) -> None:
     "text, line, message",
     [
         ("checks:\n  - name: a\n    path: /x\n   bad: indent\n", 4, "not valid YAML"),
-        ("checks:\n  - name: a\n    path: /x\n  - name: b\n    path: nope\n", 5, "checks[1].path: 'nope' is invalid"),
+        ("checks:\n  - {name: a, path: /x, expect: {}}\n  - name: b\n    path: nope\n", 4, "checks[1].path: 'nope' is"),
         ("checks:\n  - name: a\n    path: /x\n    expect:\n      status: 999\n", 5, "status: 999 is invalid"),
         ("checks:\n  - name: a\n    path: /x\n    expct: {}\n", 4, "unknown key; allowed: body, expect"),
-        ("checks:\n  - name: a\n    path: /x\n  - name: a\n    path: /y\n", 4, "duplicate check name 'a'"),
+        ("checks:\n  - {name: a, path: /x, expect: {}}\n  - {name: a, path: /y, expect: {}}\n", 3, "duplicate check"),
         ("settings:\n  attempts: 0\nchecks: []\n", 2, "settings.attempts: 0 is invalid"),
         ("checks: {}\n", 1, "non-empty list"),
         ("checks:\n  - name: a\n    method: FETCH\n    path: /x\n", 3, "allowed: GET"),
