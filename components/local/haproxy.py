@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from components.config import COLORS
-from components.local.processes import ProcessRecord
+from components.local.processes import OWNER_ENV, ProcessRecord, owned_processes, owner_mark, stop_all
 from components.local.settings import PortPlan
 from components.local.state import StateDir
 
@@ -304,6 +304,11 @@ class Haproxy:
     def running(self) -> bool:
         return self.record() is not None
 
+    def stop_leftovers(self, timeout_s: float = 10.0) -> list[int]:
+        """Stop this stack's HAProxy processes that no record keeps (a command killed while it started)."""
+        mark = owner_mark(self.state.root, "haproxy")
+        return [r.pid for r in stop_all(owned_processes(mark, keep=self.record()), timeout_s)]
+
     def ensure(self, routing: Routing) -> str:
         """Start, or reload when the config changed; the map file keeps the live route across both.
 
@@ -324,6 +329,7 @@ class Haproxy:
             self._wait_socket()
             self._restore_weights()
             return "reloaded"
+        self.stop_leftovers()
         for stale in (self.socket_path, self.pid_file):
             stale.unlink(missing_ok=True)
         result = subprocess.run(
@@ -331,6 +337,7 @@ class Haproxy:
             capture_output=True,
             text=True,
             start_new_session=True,
+            env={**os.environ, OWNER_ENV: owner_mark(self.state.root, "haproxy")},
         )
         if result.returncode != 0:
             raise HaproxyError(f"haproxy did not start: {(result.stderr or result.stdout).strip()}")
@@ -370,6 +377,7 @@ class Haproxy:
         record = self.record()
         stopped = record.stop(timeout_s=10) if record else False
         self.state.update(haproxy_process=None)
+        stopped = bool(self.stop_leftovers()) or stopped
         self.socket_path.unlink(missing_ok=True)
         return stopped
 
