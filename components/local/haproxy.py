@@ -53,6 +53,9 @@ SERVED_BY_HEADER = "X-Bluegreen-Served-By"
 # ``tr_ms`` is -1 when the server never answered. Parse with :func:`parse_log_line`.
 LOG_FORMAT = "bluegreen frontend=%f backend=%b server=%s status=%ST tr_ms=%Tr tt_ms=%Tt ta_ms=%Ta bytes=%B"
 _LOG_FIELD = re.compile(r"(\w+)=(\S*)")
+# L7 retries (``retry-on empty-response``) only for methods that may run twice (RFC 9110
+# 9.2.2): a POST that got no answer may have been processed, so it is not replayed.
+IDEMPOTENT_ONLY = "    http-request disable-l7-retry unless { method GET HEAD OPTIONS TRACE PUT DELETE }"
 
 
 class HaproxyError(RuntimeError):
@@ -248,6 +251,9 @@ class Haproxy:
             "    option idle-close-on-response",
             "    option redispatch",
             "    retries 2",
+            # A connection the server reset or closed before answering (an app process that
+            # stops while the kernel still routes to it) is retried; see IDEMPOTENT_ONLY.
+            "    retry-on conn-failure empty-response",
             "    timeout connect 2s",
             "    timeout client 30s",
             "    timeout server 30s",
@@ -262,7 +268,7 @@ class Haproxy:
             f"    bind 127.0.0.1:{self.ports.preview}",
             f"    use_backend %[str(preview),map({self.map_file})]",
         ]
-        health = f"    option httpchk GET {self.health_path}\n    http-check expect status 200"
+        health = f"    option httpchk GET {self.health_path}\n    http-check expect status 200\n{IDEMPOTENT_ONLY}"
         for color in COLORS:
             lines += [
                 "",
