@@ -6,6 +6,11 @@ sending new requests first (the caller's job), then SIGTERM lets gunicorn finish
 what is in flight. A version change restarts in place without a gap: the new
 process binds the same port with ``SO_REUSEPORT`` (the example app sets it), and the
 old one is stopped only once the new one answers.
+
+A process is recorded (``starting`` in the colour's entry) as soon as it is spawned,
+before the wait for health, and carries ``BLUEGREEN_OWNER=<state dir>#app-<colour>``
+in its environment: a command killed while a colour starts leaves nothing that the next
+``ensure`` or ``stop`` cannot find (:meth:`AppProcess.leftovers`) and stop.
 """
 
 from __future__ import annotations
@@ -22,7 +27,15 @@ from pathlib import Path
 import httpx
 
 from components.config import split_command
-from components.local.processes import ProcessRecord, listens_on
+from components.local.processes import (
+    OWNER_ENV,
+    ProcessRecord,
+    listens_on,
+    owned_processes,
+    owner_mark,
+    session_of,
+    stop_all,
+)
 from components.local.state import StateDir
 
 
@@ -93,11 +106,46 @@ class AppProcess:
         spec = self.running_spec()
         return str(spec["version"]) if spec else None
 
-    def _remember(self, record: ProcessRecord | None, spec: AppSpec | None) -> None:
+    @property
+    def owner(self) -> str:
+        """The mark this colour's processes carry in their environment (``OWNER_ENV``)."""
+        return owner_mark(self.state.root, f"app-{self.color}")
+
+    def _save(self, **fields: object) -> None:
         data = self.state.load()
         apps = data.setdefault("apps", {})
-        apps[self.color] = {"process": record.to_json(), "spec": spec.fingerprint()} if record and spec else None
+        entry = {**(apps.get(self.color) or {}), **fields}
+        apps[self.color] = {key: value for key, value in entry.items() if value is not None} or None
         self.state.save(data)
+
+    def _remember(self, record: ProcessRecord | None, spec: AppSpec | None) -> None:
+        if record is not None and spec is not None:
+            self._save(process=record.to_json(), spec=spec.fingerprint(), starting=None)
+        else:
+            self._save(process=None, spec=None)
+
+    def leftovers(self) -> list[ProcessRecord]:
+        """This colour's processes that no serving record keeps: what a killed command left behind.
+
+        Only called under the stack lock, so a ``starting`` record always belongs to a
+        command that is no longer running.
+        """
+        serving = self.record()
+        found = owned_processes(self.owner, keep=serving)
+        starting = ProcessRecord.from_json(self._entry().get("starting"))
+        if starting and starting != serving and starting.alive() and starting not in found:
+            found.append(starting)
+        return found
+
+    def stop_leftovers(self, timeout_s: float = 15.0) -> list[int]:
+        """Stop :meth:`leftovers` (launchers first, so a server does not respawn its workers); their pids."""
+        found = self.leftovers()
+        leaders = [r for r in found if session_of(r.pid) == r.pid]
+        stopped = stop_all(leaders, timeout_s)
+        stopped += stop_all(self.leftovers(), timeout_s)  # what outlived its launcher
+        if "starting" in self._entry():
+            self._save(starting=None)
+        return sorted({r.pid for r in stopped})
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -108,6 +156,7 @@ class AppProcess:
         old one on the shared port; if the app cannot share its port, it falls back to
         stop-then-start.
         """
+        self.stop_leftovers()
         current = self.record()
         if current and self.running_spec() == spec.fingerprint():
             return "unchanged"
@@ -136,11 +185,13 @@ class AppProcess:
             self.wait_healthy(spec, new, timeout_s)
         except AppProcessError:
             new.stop(timeout_s=5)
+            self._save(starting=None)
             raise
         return new
 
     def _spawn(self, spec: AppSpec) -> ProcessRecord:
         env, argv = app_launch(spec.command, spec.environment, self.project_root)
+        env[OWNER_ENV] = self.owner  # after the command's own assignments: the mark is not negotiable
         self.state.logs_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -158,7 +209,13 @@ class AppProcess:
                 )
             except OSError as exc:
                 raise AppProcessError(f"{spec.color}: cannot run {spec.command!r}: {exc}") from exc
-        return ProcessRecord.of(process.pid)
+        try:
+            record = ProcessRecord.of(process.pid)
+        except ProcessLookupError:
+            record = ProcessRecord(process.pid, -1)  # gone already: wait_healthy reports its log
+        # Recorded before the (long) wait for health: a command killed now leaves no unknown process.
+        self._save(starting=record.to_json())
+        return record
 
     def wait_healthy(self, spec: AppSpec, record: ProcessRecord, timeout_s: float) -> None:
         """Healthy = the new process itself listens on the port and ``health_path`` answers 200."""
@@ -185,10 +242,11 @@ class AppProcess:
         )
 
     def stop(self, timeout_s: float = 15.0) -> bool:
+        """Stop the serving process and any leftover of this colour; True if anything was running."""
         record = self.record()
         stopped = record.stop(timeout_s=timeout_s) if record else False
         self._remember(None, None)
-        return stopped
+        return bool(self.stop_leftovers(timeout_s)) or stopped
 
     def start_failure(self, errors_only: bool = False) -> str:
         """What this start logged, from its first error on: the cause, not only the traceback's tail.

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from components.config import COLORS
-from components.local.processes import ProcessRecord
+from components.local.processes import OWNER_ENV, ProcessRecord, owned_processes, owner_mark, stop_all
 from components.local.settings import PortPlan
 from components.local.state import StateDir
 
@@ -53,6 +53,9 @@ SERVED_BY_HEADER = "X-Bluegreen-Served-By"
 # ``tr_ms`` is -1 when the server never answered. Parse with :func:`parse_log_line`.
 LOG_FORMAT = "bluegreen frontend=%f backend=%b server=%s status=%ST tr_ms=%Tr tt_ms=%Tt ta_ms=%Ta bytes=%B"
 _LOG_FIELD = re.compile(r"(\w+)=(\S*)")
+# L7 retries (``retry-on empty-response``) only for methods that may run twice (RFC 9110
+# 9.2.2): a POST that got no answer may have been processed, so it is not replayed.
+IDEMPOTENT_ONLY = "    http-request disable-l7-retry unless { method GET HEAD OPTIONS TRACE PUT DELETE }"
 
 
 class HaproxyError(RuntimeError):
@@ -248,6 +251,9 @@ class Haproxy:
             "    option idle-close-on-response",
             "    option redispatch",
             "    retries 2",
+            # A connection the server reset or closed before answering (an app process that
+            # stops while the kernel still routes to it) is retried; see IDEMPOTENT_ONLY.
+            "    retry-on conn-failure empty-response",
             "    timeout connect 2s",
             "    timeout client 30s",
             "    timeout server 30s",
@@ -262,7 +268,7 @@ class Haproxy:
             f"    bind 127.0.0.1:{self.ports.preview}",
             f"    use_backend %[str(preview),map({self.map_file})]",
         ]
-        health = f"    option httpchk GET {self.health_path}\n    http-check expect status 200"
+        health = f"    option httpchk GET {self.health_path}\n    http-check expect status 200\n{IDEMPOTENT_ONLY}"
         for color in COLORS:
             lines += [
                 "",
@@ -304,6 +310,11 @@ class Haproxy:
     def running(self) -> bool:
         return self.record() is not None
 
+    def stop_leftovers(self, timeout_s: float = 10.0) -> list[int]:
+        """Stop this stack's HAProxy processes that no record keeps (a command killed while it started)."""
+        mark = owner_mark(self.state.root, "haproxy")
+        return [r.pid for r in stop_all(owned_processes(mark, keep=self.record()), timeout_s)]
+
     def ensure(self, routing: Routing) -> str:
         """Start, or reload when the config changed; the map file keeps the live route across both.
 
@@ -324,6 +335,7 @@ class Haproxy:
             self._wait_socket()
             self._restore_weights()
             return "reloaded"
+        self.stop_leftovers()
         for stale in (self.socket_path, self.pid_file):
             stale.unlink(missing_ok=True)
         result = subprocess.run(
@@ -331,6 +343,7 @@ class Haproxy:
             capture_output=True,
             text=True,
             start_new_session=True,
+            env={**os.environ, OWNER_ENV: owner_mark(self.state.root, "haproxy")},
         )
         if result.returncode != 0:
             raise HaproxyError(f"haproxy did not start: {(result.stderr or result.stdout).strip()}")
@@ -370,6 +383,7 @@ class Haproxy:
         record = self.record()
         stopped = record.stop(timeout_s=10) if record else False
         self.state.update(haproxy_process=None)
+        stopped = bool(self.stop_leftovers()) or stopped
         self.socket_path.unlink(missing_ok=True)
         return stopped
 

@@ -3,6 +3,11 @@
 ``down`` must stop what it started and nothing else: a pid alone can be reused by an
 unrelated process after a reboot, so every record also keeps the kernel's start time
 of that pid (``/proc/<pid>/stat`` field 22) and is trusted only while both match.
+
+A command killed between starting a process and recording it would leave an orphan no
+record names, so every process the target starts also carries :data:`OWNER_ENV` in its
+environment (``<state dir>#<part>``): :func:`owned_processes` finds a part's processes
+by that mark, whatever the state file says, and nothing without the exact mark.
 """
 
 from __future__ import annotations
@@ -12,26 +17,71 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+# Set in the environment of every process the local target starts: "<state dir>#<part>".
+OWNER_ENV = "BLUEGREEN_OWNER"
 
-def start_time_of(pid: int) -> int | None:
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` from field 3 (state) on; None when the process is gone.
+
+    The command name (field 2) may contain spaces; the fields after the last ')' are fixed.
+    """
     try:
         stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115 - tiny procfs read
     except OSError:
         return None
-    # The command name (field 2) may contain spaces; fields after the last ')' are fixed.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[19])
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def session_of(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[3]) if fields else None
+
+
+def parent_of(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    """A process's environment as it was started (empty if unreadable: another user's, or gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+def cmdline_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def owner_mark(state_root: Path | str, part: str) -> str:
+    """The :data:`OWNER_ENV` value of one part (``app-blue``, ``haproxy``) of one stack."""
+    return f"{Path(state_root).resolve()}#{part}"
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def start_time_of(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
 
 
 def is_zombie(pid: int) -> bool:
-    try:
-        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115 - tiny procfs read
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] in "ZX"
+    fields = _stat_fields(pid)
+    return fields is None or fields[0] in "ZX"
 
 
 @dataclass(frozen=True)
@@ -85,6 +135,71 @@ class ProcessRecord:
         return not self.alive()
 
 
+def _descends_from(pid: int, ancestor: int) -> bool:
+    seen = 0
+    while pid > 1 and seen < 64:
+        if pid == ancestor:
+            return True
+        pid = parent_of(pid) or 0
+        seen += 1
+    return False
+
+
+def owned_processes(mark: str, keep: ProcessRecord | None = None) -> list[ProcessRecord]:
+    """Live processes whose environment carries ``OWNER_ENV=mark``, except ``keep``'s own tree.
+
+    ``keep`` (the recorded process of that part) and what belongs to it (its session,
+    since the target starts each part in a new one, or its descendants) are not
+    leftovers; everything else with the mark is.
+    """
+    found = []
+    for pid in _pids():
+        if pid == os.getpid() or environ_of(pid).get(OWNER_ENV) != mark:
+            continue
+        if keep is not None and keep.alive() and (session_of(pid) == keep.pid or _descends_from(pid, keep.pid)):
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            record = ProcessRecord.of(pid)
+            if record.alive():
+                found.append(record)
+    return found
+
+
+def stop_all(records: Iterable[ProcessRecord], timeout_s: float = 15.0) -> list[ProcessRecord]:
+    """SIGTERM every process at once, SIGKILL what is left after ``timeout_s``; returns those that were alive."""
+    alive = [r for r in records if r.alive()]
+    for record in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for record in alive:
+        if not record.wait_gone(max(deadline - time.monotonic(), 0.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(record.pid, signal.SIGKILL)
+            record.wait_gone(5.0)
+    return alive
+
+
+def port_holders(port: int) -> list[int]:
+    """Pids (readable to us) holding a listening TCP socket on ``port``, for messages about who has it."""
+    inodes = _listening_inodes(port)
+    holders = []
+    for pid in _pids():
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:[") and target[8:-1] in inodes:
+                        holders.append(pid)
+                        break
+    return holders
+
+
+def describe_holders(port: int) -> str:
+    """``pid 123 (nc -l 8080)``, or an empty string when the holder cannot be seen (another user's)."""
+    return ", ".join(f"pid {pid} ({cmdline_of(pid)[:80]})" for pid in port_holders(port))
+
+
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A port the kernel says is free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, kind) as sock:
@@ -123,16 +238,22 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def listens_on(pid: int, port: int) -> bool:
-    """Whether ``pid`` or one of its children holds a listening TCP socket on ``port``."""
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on ``port`` (IPv4 and IPv6)."""
     inodes: set[str] = set()
-    try:
-        with open("/proc/net/tcp") as handle:
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as handle:
             for line in handle.readlines()[1:]:
                 fields = line.split()
                 if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
                     inodes.add(fields[9])
-    except OSError:
+    return inodes
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether ``pid`` or one of its children holds a listening TCP socket on ``port``."""
+    inodes = _listening_inodes(port)
+    if not inodes:
         return False
     for candidate in [pid, *_children(pid)]:
         try:

@@ -32,7 +32,7 @@ from components.local.haproxy import (
     find_haproxy,
 )
 from components.local.postgres import MissingBinaryError, PostgresCluster, PostgresError, find_pg_bin
-from components.local.processes import port_in_use
+from components.local.processes import describe_holders, port_in_use
 from components.local.settings import LocalSettings, PortPlan
 from components.local.state import StateDir, StateError
 from components.migration_runner import (
@@ -55,6 +55,11 @@ class EnvironmentProblemError(LocalTargetError):
 
 class SwitchRefusedError(LocalTargetError):
     """The target colour is not running, not ready, or not UP in HAProxy; nothing was changed."""
+
+
+def _held_by(port: int) -> str:
+    holders = describe_holders(port)
+    return f" (held by {holders})" if holders else ""
 
 
 def validate_local_config(config: StackConfig) -> tuple[LocalSettings, PortPlan]:
@@ -147,9 +152,10 @@ class LocalEnvironment:
         """Start or reload HAProxy; the first start routes as the config says, later ones keep the map file."""
         with self._guarded():
             if not self.haproxy.running():
-                busy = [p for p in (self.ports.listen, self.ports.preview) if port_in_use(p)]
+                self._stop_leftovers()
+                busy = [f"{p}{_held_by(p)}" for p in (self.ports.listen, self.ports.preview) if port_in_use(p)]
                 if busy:
-                    raise EnvironmentProblemError(f"port(s) {busy} already in use by another program")
+                    raise EnvironmentProblemError(f"port(s) {', '.join(busy)} already in use by another program")
             return self.haproxy.ensure(self._current_routing() or self.desired_routing())
 
     def ensure_color(self, color: str) -> str:
@@ -312,19 +318,31 @@ class LocalEnvironment:
         """Binaries present and every port free or held by this stack, before anything starts."""
         find_haproxy()
         find_pg_bin()
+        self._stop_leftovers()
         haproxy_ours = self.haproxy.running()
         busy = []
         for name, port in (("listen_port", self.ports.listen), ("preview_port", self.ports.preview)):
             if not haproxy_ours and port_in_use(port):
-                busy.append(f"{name} {port}")
+                busy.append(f"{name} {port}{_held_by(port)}")
         for color in COLORS:
             if not self.apps[color].record() and port_in_use(self.ports.apps[color]):
-                busy.append(f"{color} app port {self.ports.apps[color]}")
+                busy.append(f"{color} app port {self.ports.apps[color]}{_held_by(self.ports.apps[color])}")
         if busy:
             raise EnvironmentProblemError(
                 f"port(s) already in use by another program: {', '.join(busy)}; free them or choose other "
                 "ports (bluegreen:listen_port, preview_port, app_port)"
             )
+
+    def _stop_leftovers(self) -> None:
+        """Stop the processes of this stack that no record keeps: what a killed command left running.
+
+        They carry this stack's mark in their environment (or were recorded as starting),
+        so their ports are this stack's to take back; anything else on a port is refused.
+        """
+        parts: list[tuple[str, AppProcess | Haproxy]] = [(f"{c} app", self.apps[c]) for c in COLORS]
+        for name, part in [*parts, ("haproxy", self.haproxy)]:
+            if pids := part.stop_leftovers():
+                self.progress(f"stopped leftover {name} process(es) {pids} that an interrupted command had started")
 
     def _current_routing(self) -> Routing | None:
         haproxy = self.haproxy

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from components.config import other_color
+from components.local.processes import free_port, listens_on
 from components.local.runtime import LocalEnvironment, SwitchRefusedError
 from scripts.load import SteadyLoad, SwitchMark, analyze_switches
-from tests.local.sandbox import LocalProject
+from tests.local.sandbox import REPO, LocalProject
 
 pytestmark = pytest.mark.e2e
 
@@ -90,3 +96,65 @@ def test_new_version_of_the_live_colour_restarts_in_place_without_failures(runni
     assert env.status()["colors"]["blue"]["pid"] != old_pid
     assert report.sent > 300 and report.failed == 0, report.failures()[:5]
     assert httpx.get(env.live_url).headers["X-App-Version"] == "1.0.1"
+
+
+@pytest.fixture
+def example_servers(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """The example service's processes a test starts itself (no stack); stopped by pid afterwards."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _serve(started: list[subprocess.Popen[bytes]], port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "examples" / "orders"), "APP_WORKERS": "1", "APP_THREADS": "4"}
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    started.append(process)
+    deadline = time.monotonic() + 30
+    while not listens_on(process.pid, port):
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    return process
+
+
+def test_an_app_process_told_to_stop_hands_the_shared_port_over_at_once(
+    example_servers: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    """The in-place restart's hand-over, without HAProxy: no connection may reach the stopping process.
+
+    The old process keeps a kept-alive connection while it drains (as HAProxy's are), so
+    it lingers; every new connection meanwhile must be served, by either process. Stock
+    gthread stopped accepting but kept its listener in the SO_REUSEPORT group, and the
+    kernel reset the connections it had routed there when the old process finally
+    closed it (the dropped requests of the restart test above).
+    """
+    port = free_port()
+    log = tmp_path / "app.log"
+    old = _serve(example_servers, port, log)
+    kept_alive = socket.create_connection(("127.0.0.1", port))
+    kept_alive.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    assert kept_alive.recv(4096).startswith(b"HTTP/1.1 200")
+    _serve(example_servers, port, log)
+
+    os.kill(old.pid, signal.SIGTERM)
+    answered, failures = 0, []
+    while old.poll() is None and answered + len(failures) < 1000:
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10)  # a new connection each time
+            answered += response.status_code == 200
+        except httpx.TransportError as exc:
+            failures.append(repr(exc))
+        time.sleep(0.01)
+    kept_alive.close()
+    assert failures == [], f"{len(failures)} of {answered + len(failures)} connections dropped: {failures[:3]}"
+    assert answered > 0

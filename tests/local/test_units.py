@@ -87,6 +87,9 @@ def test_rendered_config_passes_haproxy_check(tmp_path: Path) -> None:
     text = haproxy.render()
     for required in ("option idle-close-on-response", "bind 127.0.0.1:20000", "bind 127.0.0.1:20010", "mode 600"):
         assert required in text
+    # Retries of what a stopping app process reset, for idempotent methods only, in every backend.
+    assert "retry-on conn-failure empty-response" in text
+    assert text.count("http-request disable-l7-retry unless { method GET HEAD OPTIONS TRACE PUT DELETE }") == 3
     assert "bind *" not in text and "0.0.0.0" not in text
     path = tmp_path / "h.cfg"
     path.write_text(text)

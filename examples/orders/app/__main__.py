@@ -3,7 +3,8 @@
 Settings come from the environment the local runtime sets: ``DATABASE_URL``,
 ``APP_VERSION``, ``APP_COLOR``, the ``FAULT_*`` variables, and ``APP_WORKERS`` /
 ``APP_THREADS`` for the gunicorn ``gthread`` pool. ``SO_REUSEPORT`` is on, so a new
-process can take over a port before the old one drains (restart without downtime).
+process can take over a port before the old one drains (restart without downtime), and
+the workers (:mod:`app.worker`) leave the port as soon as they are told to stop.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "bind": f"{args.host}:{args.port}",
             "workers": int(os.environ.get("APP_WORKERS", "2")),
-            "worker_class": "gthread",
+            "worker_class": "app.worker.HandoverWorker",
             "threads": int(os.environ.get("APP_THREADS", "4")),
             "reuse_port": True,
             "keepalive": 30,
