@@ -33,6 +33,9 @@ NO_DATA_POLICIES = ("rollback", "hold", "pass")
 APP_COMMAND_FIELDS = ("port", "version", "color", "python")
 MIN_INTERVAL_S = 0.05
 WORLD_CIDRS = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+# preview_cidrs of a local stack that sets none (or []): it binds 127.0.0.1 only, so this
+# machine is all that could reach its preview port; the clouds' default is StackConfig's.
+LOCAL_PREVIEW_CIDRS = ("127.0.0.1/32",)
 
 T = TypeVar("T")
 
@@ -366,7 +369,7 @@ class _Parser:
             raise self._fail(
                 "live_traffic_percent", live_traffic_percent, f"must be one of switch_steps {list(switch_steps)}"
             )
-        preview_cidrs = self.cidrs(d.preview_cidrs, environment)
+        preview_cidrs = self.cidrs(LOCAL_PREVIEW_CIDRS if cloud == "local" else d.preview_cidrs, environment)
         cloud_settings = self._structured(cloud, self.raw.get(cloud)) or {}
         if not isinstance(cloud_settings, dict):
             raise self._fail(cloud, cloud_settings, "expected an object of settings for that cloud")
@@ -417,11 +420,16 @@ class _Parser:
         return steps
 
     def cidrs(self, default: tuple[str, ...], environment: str) -> tuple[str, ...]:
-        value = self._structured("preview_cidrs", self._get("preview_cidrs", list(default)))
+        """Unset or ``[]``: the target's ``default`` (the schema's default is ``[]``, so the engine's agrees)."""
+        value = self._structured("preview_cidrs", self._get("preview_cidrs", []))
         if isinstance(value, str):
             value = [value]
-        if not isinstance(value, list) or not value:
-            raise self._fail("preview_cidrs", value, "a non-empty list of CIDR blocks such as 10.0.0.0/8")
+        if value == []:
+            value = list(default)
+        if not isinstance(value, list):
+            raise self._fail(
+                "preview_cidrs", value, "a list of CIDR blocks such as 10.0.0.0/8 (empty: the target's default)"
+            )
         out = []
         for item in value:
             try:

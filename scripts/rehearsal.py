@@ -128,9 +128,31 @@ def _pg_tool(name: str) -> str:
     return found
 
 
-def _run_tool(command: list[str], stdin: str | None, what: str) -> str:
+def _without_password(database_url: str) -> tuple[str, dict[str, str]]:
+    """The connection string minus its password, and an environment that carries it (``PGPASSWORD``).
+
+    Any local user can read a process's command line (``ps``, /proc/<pid>/cmdline); only
+    its owner can read its environment.
+    """
+    params = psycopg.conninfo.conninfo_to_dict(database_url)
+    password = params.pop("password", None)
+    environment = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+    if password is not None:
+        environment["PGPASSWORD"] = str(password)
+    return psycopg.conninfo.make_conninfo(**params), environment
+
+
+def _run_tool(command: list[str], database_url: str, stdin: str | None, what: str) -> str:
+    """A PostgreSQL client tool on ``database_url`` (its ``--dbname``), the password kept off argv."""
+    conninfo, environment = _without_password(database_url)
     done = subprocess.run(
-        [_pg_tool(command[0]), *command[1:]], input=stdin, capture_output=True, text=True, check=False, timeout=600
+        [_pg_tool(command[0]), *command[1:], "--dbname", conninfo],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env=environment,
     )
     if done.returncode != 0:
         raise RuntimeError(f"{what} failed while copying the shared database: {done.stderr.strip()}")
@@ -146,8 +168,8 @@ def copy_of(database_url: str, admin_url: str, owner: str, progress: Progress) -
         admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
     try:
         progress(f"copying the shared database into scratch database {name}")
-        dump = _run_tool(["pg_dump", "--no-owner", "--no-privileges", "--dbname", database_url], None, "pg_dump")
-        _run_tool(["psql", "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--dbname", scratch_url], dump, "restore")
+        dump = _run_tool(["pg_dump", "--no-owner", "--no-privileges"], database_url, None, "pg_dump")
+        _run_tool(["psql", "--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1"], scratch_url, dump, "restore")
         yield scratch_url
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:

@@ -64,7 +64,7 @@ INVALID_VALUES = [
     ("preview_cidrs", ["10.0.0.0/33"], "not a CIDR block"),
     ("preview_cidrs", ["10.0.0.1/8"], "not a CIDR block"),
     ("preview_cidrs", "not-json[", "expected JSON"),
-    ("preview_cidrs", [], "non-empty list"),
+    ("preview_cidrs", {"a": 1}, "a list of CIDR blocks"),
     ("switch_steps", [50, 10, 100], "strictly increasing"),
     ("switch_steps", [10, 50], "ending at 100"),
     ("switch_steps", [10, 10, 100], "strictly increasing"),
@@ -132,9 +132,14 @@ def test_pulumi_yaml_schema_mirrors_code_defaults() -> None:
     schema = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     code = StackConfig(stack="x").to_raw()
     assert set(schema) == set(code), "every contract key is documented in Pulumi.yaml and nowhere else"
-    derived = {"environment"}  # computed from the stack name when unset
+    derived = {"environment", "preview_cidrs"}  # computed from the stack name / the target when unset
     for key, spec in schema.items():
         assert spec.get("description"), key
+        if key == "preview_cidrs":
+            assert spec.get("default") == [], "preview_cidrs is derived from the target: its schema default is []"
+            assert parse(cloud="local", preview_cidrs=[]).preview_cidrs == ("127.0.0.1/32",)
+            assert list(parse(cloud="aws", preview_cidrs=[]).preview_cidrs) == code[key] == ["10.0.0.0/8"]
+            continue
         if key in derived:
             # The CLI requires a typed key without a default of every stack, so a derived key's
             # default is the empty string, which the code reads as unset.
@@ -190,3 +195,10 @@ def test_migrations_dir_names_the_apps_migrations_and_empty_means_none(tmp_path:
 
 def test_interval_s_takes_fractions() -> None:
     assert StackConfig.parse({"monitor": {"interval_s": 0.25}}, "dev").monitor.interval_s == 0.25
+
+
+def test_preview_cidrs_default_is_the_targets() -> None:
+    """A local stack binds 127.0.0.1 only: unset (or []) admits this machine; clouds keep 10.0.0.0/8."""
+    assert parse().preview_cidrs == ("127.0.0.1/32",)
+    assert parse(cloud="aws").preview_cidrs == ("10.0.0.0/8",)
+    assert parse(preview_cidrs=["10.0.0.0/8"]).preview_cidrs == ("10.0.0.0/8",), "a stack's own list is kept"

@@ -42,7 +42,7 @@ class LocalMigrations(Resource, module="bluegreen/local", name="Migrations"):
 
 
 class LocalLoadBalancer(Resource, module="bluegreen/local", name="LoadBalancer"):
-    log_udp_port: pulumi.Output[int]
+    log_ring: pulumi.Output[str]
     stats_socket: pulumi.Output[str]
 
 
@@ -89,8 +89,13 @@ def part_inputs(config: StackConfig, project_root: Path) -> dict[str, dict[str, 
         "haproxy": {
             **base,
             "stats_socket": str(env.haproxy.socket_path),
-            "log_udp_port": None,
-            "watch": {**ports.all_ports(), "health_path": config.health_path},
+            "log_ring": None,
+            "watch": {
+                **ports.all_ports(),
+                "health_path": config.health_path,
+                "preview_cidrs": list(config.preview_cidrs),
+                "log_format": LOG_FORMAT,
+            },
         },
     }
     for color in COLORS:
@@ -169,7 +174,7 @@ class LocalBlueGreen(pulumi.ComponentResource):
         metrics = {
             "source": "haproxy",
             "stats_socket": load_balancer.stats_socket,
-            "log_udp_port": load_balancer.log_udp_port,
+            "log_ring": load_balancer.log_ring,
             "log_format": LOG_FORMAT,
             "backends": {color: backend_of(color) for color in COLORS} | {"split": SPLIT_BACKEND},
         }

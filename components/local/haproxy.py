@@ -11,8 +11,17 @@ Facts this module is built on (DESIGN.md, "Local target facts", HAProxy 2.6):
 - ``option idle-close-on-response`` keeps reloads from cutting keep-alive requests, and
   ``haproxy -c`` checks every config before it is used (a broken one is otherwise
   kept silently);
-- per-request timings go as one UDP datagram per request to ``127.0.0.1:<log port>``
-  in :data:`LOG_FORMAT`, which the pipeline's HAProxy metrics source reads for p99.
+- a master-worker reload whose new config cannot bind keeps the old worker serving and
+  tells no one: a reload counts only once a new worker answers on the admin socket and
+  listens on the configured ports, and a port another program holds is refused before;
+- per-request timings go in :data:`LOG_FORMAT` into an in-memory ring (:data:`LOG_RING`)
+  that the pipeline's HAProxy metrics source streams over the admin socket
+  (``show events``). The admin socket is mode 600 in a 700 directory, so only the
+  stack's owner (and root) can read the log, and nobody can write to it: HAProxy alone
+  fills the ring. (UDP let any local user forge lines; a unix datagram socket lost 2-47%
+  of lines at 200-2,000 req/s, its queue being 10 datagrams deep.)
+
+The preview frontend admits only ``preview_cidrs`` (an ACL on ``src``; others get 403).
 
 Every backend adds :data:`SERVED_BY_HEADER` (the colour that served) to its answers: the
 pipeline verifies a switch by it, whatever the app says or does not say.
@@ -32,12 +41,13 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from components.config import COLORS
-from components.local.processes import OWNER_ENV, ProcessRecord, owned_processes, owner_mark, stop_all
+from components.local.processes import OWNER_ENV, ProcessRecord, owned_processes, owner_mark, port_in_use, stop_all
 from components.local.settings import PortPlan
+from components.local.sockets import holder_of, listening_on, process_tree
 from components.local.state import StateDir
 
 DEBIAN_PACKAGE = "haproxy"
@@ -49,13 +59,22 @@ APP_SERVER = "app"
 # load balancer, never the app (which may say nothing about colours).
 SERVED_BY_HEADER = "X-Bluegreen-Served-By"
 
-# One line per request, sent raw (no syslog header) to the UDP log port. Times in ms;
-# ``tr_ms`` is -1 when the server never answered. Parse with :func:`parse_log_line`.
-LOG_FORMAT = "bluegreen frontend=%f backend=%b server=%s status=%ST tr_ms=%Tr tt_ms=%Tt ta_ms=%Ta bytes=%B"
+# One line per request, raw (no syslog header), into the ring LOG_RING. ``at`` is when HAProxy
+# logged it (the request's end, ms since the epoch); times in ms, ``tr_ms`` is -1 when the
+# server never answered. Parse with :func:`parse_log_line`.
+LOG_PREFIX = "bluegreen "
+LOG_FORMAT = (
+    LOG_PREFIX + "at=%[date(0,ms)] frontend=%f backend=%b server=%s status=%ST tr_ms=%Tr tt_ms=%Tt ta_ms=%Ta bytes=%B"
+)
+LOG_RING = "bluegreen_requests"
+# ~25,000 lines: over 10 s at 2,000 req/s for a reader that falls behind; per worker process.
+LOG_RING_BYTES = 4 * 1024 * 1024
 _LOG_FIELD = re.compile(r"(\w+)=(\S*)")
 # L7 retries (``retry-on empty-response``) only for methods that may run twice (RFC 9110
 # 9.2.2): a POST that got no answer may have been processed, so it is not replayed.
 IDEMPOTENT_ONLY = "    http-request disable-l7-retry unless { method GET HEAD OPTIONS TRACE PUT DELETE }"
+# How long a reload may take before it counts as failed (a new worker normally answers in ~0.1 s).
+RELOAD_TIMEOUT_S = 10.0
 
 
 class HaproxyError(RuntimeError):
@@ -64,6 +83,10 @@ class HaproxyError(RuntimeError):
 
 class MissingHaproxyError(HaproxyError):
     """The haproxy binary is missing; the message names the Debian package."""
+
+
+class PortBusyError(HaproxyError):
+    """A port the config names is held by another program; the message names the port and the holder."""
 
 
 def check_passed(status: str, check_status: str) -> bool:
@@ -99,6 +122,7 @@ class RequestLog:
     tt_ms: int
     ta_ms: int
     bytes: int
+    at_ms: int = -1  # when HAProxy logged it, ms since the epoch; -1: not in the line
 
     @property
     def color(self) -> str | None:
@@ -106,11 +130,15 @@ class RequestLog:
 
 
 def parse_log_line(line: str | bytes) -> RequestLog | None:
-    """A datagram in :data:`LOG_FORMAT` (syslog prefix tolerated), or None if it is not one."""
+    """A line in :data:`LOG_FORMAT`, or None if it is not one (HAProxy's own messages share the ring).
+
+    The line must start with :data:`LOG_PREFIX`: HAProxy's notices quote what servers
+    said (a health check's reason phrase), which must not pass for a request.
+    """
     text = line.decode(errors="replace") if isinstance(line, bytes) else line
-    if "bluegreen " not in text:
+    if not text.startswith(LOG_PREFIX):
         return None
-    fields = dict(_LOG_FIELD.findall(text[text.index("bluegreen ") :]))
+    fields = dict(_LOG_FIELD.findall(text))
 
     def number(key: str) -> int:
         try:
@@ -128,6 +156,7 @@ def parse_log_line(line: str | bytes) -> RequestLog | None:
             tt_ms=number("tt_ms"),
             ta_ms=number("ta_ms"),
             bytes=number("bytes"),
+            at_ms=number("at"),
         )
     except KeyError:
         return None
@@ -215,10 +244,13 @@ class ServerStat:
 
 
 class Haproxy:
-    def __init__(self, state: StateDir, ports: PortPlan, health_path: str) -> None:
+    def __init__(
+        self, state: StateDir, ports: PortPlan, health_path: str, preview_cidrs: Sequence[str] = ("127.0.0.1/32",)
+    ) -> None:
         self.state = state
         self.ports = ports
         self.health_path = health_path
+        self.preview_cidrs = tuple(preview_cidrs)
         self.dir = state.haproxy_dir
         self.config_file = self.dir / "haproxy.cfg"
         self.map_file = self.dir / "live.map"
@@ -226,9 +258,9 @@ class Haproxy:
         self.pid_file = self.dir / "haproxy.pid"
 
     @property
-    def log_port(self) -> int:
-        """The UDP port for request logs, chosen free once and kept in the state file."""
-        return self.state.port("haproxy_log_udp_port", socket.SOCK_DGRAM)
+    def front_ports(self) -> dict[str, int]:
+        """The ports the config binds, by the config key that names them."""
+        return {"listen_port": self.ports.listen, "preview_port": self.ports.preview}
 
     # -- config ----------------------------------------------------------------
 
@@ -241,8 +273,14 @@ class Haproxy:
             "    master-worker",
             f"    pidfile {self.pid_file}",
             f"    stats socket {self.socket_path} mode 600 level admin expose-fd listeners",
-            f"    log 127.0.0.1:{self.log_port} len 2048 format raw local0 info",
+            f"    log ring@{LOG_RING} len 2048 format raw local0 info",
             "    maxconn 4096",
+            "",
+            f"ring {LOG_RING}",
+            "    description per-request log for the bluegreen monitor",
+            "    format raw",
+            "    maxlen 2048",
+            f"    size {LOG_RING_BYTES}",
             "",
             "defaults",
             "    mode http",
@@ -266,6 +304,8 @@ class Haproxy:
             "",
             "frontend preview",
             f"    bind 127.0.0.1:{self.ports.preview}",
+            f"    acl preview_allowed src {' '.join(self.preview_cidrs)}",
+            "    http-request deny deny_status 403 if !preview_allowed",
             f"    use_backend %[str(preview),map({self.map_file})]",
         ]
         health = f"    option httpchk GET {self.health_path}\n    http-check expect status 200\n{IDEMPOTENT_ONLY}"
@@ -318,7 +358,10 @@ class Haproxy:
     def ensure(self, routing: Routing) -> str:
         """Start, or reload when the config changed; the map file keeps the live route across both.
 
-        ``routing`` is written only when no valid map file exists (the first start).
+        ``routing`` is written only when no valid map file exists (the first start). A
+        reload counts only once a new worker runs the new config and listens on its
+        ports; otherwise the previous config file is put back (the old worker still
+        serves it) and the error names the port and what holds it.
         """
         self.state.ensure()
         text = self.render()
@@ -326,16 +369,14 @@ class Haproxy:
         changed = not self.config_file.exists() or self.config_file.read_text() != text
         if record and not changed:
             return "unchanged"
+        self.refuse_busy_ports(record)
         if self.file_routing() is None:
             self._write_map(routing)  # first start; otherwise the file keeps the last live route
         self.check_config(text)
-        (self.dir / "haproxy.cfg.new").replace(self.config_file)
         if record:
-            os.kill(record.pid, signal.SIGUSR2)  # master-worker reload: new worker, listeners handed over
-            self._wait_socket()
-            self._restore_weights()
-            return "reloaded"
+            return self._reload(record)
         self.stop_leftovers()
+        (self.dir / "haproxy.cfg.new").replace(self.config_file)
         for stale in (self.socket_path, self.pid_file):
             stale.unlink(missing_ok=True)
         result = subprocess.run(
@@ -346,15 +387,81 @@ class Haproxy:
             env={**os.environ, OWNER_ENV: owner_mark(self.state.root, "haproxy")},
         )
         if result.returncode != 0:
-            raise HaproxyError(f"haproxy did not start: {(result.stderr or result.stdout).strip()}")
+            self._raise_unbound(None, f"haproxy did not start: {(result.stderr or result.stdout).strip()}")
         deadline = time.monotonic() + 10
         while not self.pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         pid = int(self.pid_file.read_text().split()[0])
-        self.state.update(haproxy_process=ProcessRecord.of(pid).to_json())
+        self.state.update(haproxy_process=ProcessRecord.of(pid).to_json(), haproxy_ports=self.front_ports)
         self._wait_socket()
         self._restore_weights()
         return "started"
+
+    @staticmethod
+    def port_free(port: int) -> bool:
+        """The check before a change (a seam: tests make it miss a squatter to reach the check after)."""
+        return not port_in_use(port)
+
+    def refuse_busy_ports(self, record: ProcessRecord | None) -> None:
+        """Every port the config binds is free, or already HAProxy's own (raises PortBusyError)."""
+        ours = process_tree(record.pid) if record else []
+        for name, port in self.front_ports.items():
+            if not self.port_free(port) and not listening_on(ours, port):
+                raise PortBusyError(
+                    f"{name} {port} is held by {holder_of(port)}; HAProxy cannot bind it, so nothing was changed "
+                    f"(free the port or choose another {name})"
+                )
+
+    def _reload(self, record: ProcessRecord) -> str:
+        """Master-worker reload (SIGUSR2): a new worker takes the listeners over, or the old config stays."""
+        previous = self.config_file.read_text() if self.config_file.exists() else None
+        before = self.worker_pid()
+        (self.dir / "haproxy.cfg.new").replace(self.config_file)
+        os.kill(record.pid, signal.SIGUSR2)
+        deadline = time.monotonic() + RELOAD_TIMEOUT_S
+        while True:
+            worker = self._answering_worker()
+            tree = process_tree(record.pid)
+            if worker not in (None, before) and all(listening_on(tree, p) for p in self.front_ports.values()):
+                break
+            if time.monotonic() > deadline:
+                if previous is not None:
+                    self.config_file.write_text(previous)  # what the old worker still serves
+                self._raise_unbound(record, f"the reload did not take within {RELOAD_TIMEOUT_S:g}s")
+            time.sleep(0.05)
+        self.state.update(haproxy_ports=self.front_ports)
+        self._restore_weights()
+        return "reloaded"
+
+    def _raise_unbound(self, record: ProcessRecord | None, what: str) -> None:
+        """Why HAProxy did not take a config: a port held by another program, or ``what``."""
+        tree = process_tree(record.pid) if record else []
+        kept = "HAProxy keeps serving its previous config" if record else "HAProxy is not running"
+        for name, port in self.front_ports.items():
+            if not listening_on(tree, port) and port_in_use(port):
+                raise PortBusyError(
+                    f"{what}: {name} {port} is held by {holder_of(port)}; {kept} "
+                    f"(free the port or choose another {name})"
+                )
+        raise HaproxyError(f"{what}; {kept}")
+
+    def worker_pid(self) -> int | None:
+        """The pid of the worker answering on the admin socket now."""
+        match = re.search(r"^Pid: (\d+)$", self.command("show info"), re.MULTILINE)
+        return int(match.group(1)) if match else None
+
+    def _answering_worker(self) -> int | None:
+        try:
+            return self.worker_pid()
+        except (HaproxyError, OSError):
+            return None  # between workers
+
+    def bound_ports(self) -> dict[str, int]:
+        """The ports the running HAProxy took with its last start or reload (the config's before any)."""
+        recorded = self.state.load().get("haproxy_ports")
+        if isinstance(recorded, dict) and all(isinstance(recorded.get(k), int) for k in self.front_ports):
+            return {k: int(recorded[k]) for k in self.front_ports}
+        return self.front_ports
 
     def file_routing(self) -> Routing | None:
         try:
@@ -382,7 +489,7 @@ class Haproxy:
     def stop(self) -> bool:
         record = self.record()
         stopped = record.stop(timeout_s=10) if record else False
-        self.state.update(haproxy_process=None)
+        self.state.update(haproxy_process=None, haproxy_ports=None)
         stopped = bool(self.stop_leftovers()) or stopped
         self.socket_path.unlink(missing_ok=True)
         return stopped

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.local.sockets import listening_on, process_tree
+
 # Set in the environment of every process the local target starts: "<state dir>#<part>".
 OWNER_ENV = "BLUEGREEN_OWNER"
 
@@ -180,26 +182,6 @@ def stop_all(records: Iterable[ProcessRecord], timeout_s: float = 15.0) -> list[
     return alive
 
 
-def port_holders(port: int) -> list[int]:
-    """Pids (readable to us) holding a listening TCP socket on ``port``, for messages about who has it."""
-    inodes = _listening_inodes(port)
-    holders = []
-    for pid in _pids():
-        with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                with contextlib.suppress(OSError):
-                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                    if target.startswith("socket:[") and target[8:-1] in inodes:
-                        holders.append(pid)
-                        break
-    return holders
-
-
-def describe_holders(port: int) -> str:
-    """``pid 123 (nc -l 8080)``, or an empty string when the holder cannot be seen (another user's)."""
-    return ", ".join(f"pid {pid} ({cmdline_of(pid)[:80]})" for pid in port_holders(port))
-
-
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     """A port the kernel says is free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, kind) as sock:
@@ -227,41 +209,6 @@ def wait_port_free(port: int, timeout_s: float) -> bool:
     return True
 
 
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as handle:
-                out.extend(int(c) for c in handle.read().split())
-    except OSError:
-        pass
-    return out
-
-
-def _listening_inodes(port: int) -> set[str]:
-    """Socket inodes listening on ``port`` (IPv4 and IPv6)."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as handle:
-            for line in handle.readlines()[1:]:
-                fields = line.split()
-                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                    inodes.add(fields[9])
-    return inodes
-
-
 def listens_on(pid: int, port: int) -> bool:
-    """Whether ``pid`` or one of its children holds a listening TCP socket on ``port``."""
-    inodes = _listening_inodes(port)
-    if not inodes:
-        return False
-    for candidate in [pid, *_children(pid)]:
-        try:
-            for fd in os.listdir(f"/proc/{candidate}/fd"):
-                with contextlib.suppress(OSError):
-                    target = os.readlink(f"/proc/{candidate}/fd/{fd}")
-                    if target.startswith("socket:[") and target[8:-1] in inodes:
-                        return True
-        except OSError:
-            continue
-    return False
+    """Whether ``pid`` or a process below it holds a listening TCP socket on ``port``."""
+    return listening_on(process_tree(pid), port)

@@ -86,7 +86,9 @@ class LoadBalancerProvider(_LocalPartProvider):
     def apply(self, props: dict[str, Any]) -> dict[str, Any]:
         env = environment_from(props)
         env.ensure_load_balancer()
-        return {"log_udp_port": env.log_port, "stats_socket": str(env.haproxy.socket_path)}
+        from components.local.haproxy import LOG_RING
+
+        return {"log_ring": LOG_RING, "stats_socket": str(env.haproxy.socket_path)}
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         environment_from(props).stop_load_balancer()

@@ -23,17 +23,20 @@ from components.config import COLORS, ConfigError, StackConfig
 from components.local.apps import AppProcess, AppProcessError, AppSpec
 from components.local.haproxy import (
     LOG_FORMAT,
+    LOG_RING,
     SPLIT_BACKEND,
     Haproxy,
     HaproxyError,
     MissingHaproxyError,
+    PortBusyError,
     Routing,
     backend_of,
     find_haproxy,
 )
 from components.local.postgres import MissingBinaryError, PostgresCluster, PostgresError, find_pg_bin
-from components.local.processes import describe_holders, port_in_use
+from components.local.processes import port_in_use
 from components.local.settings import LocalSettings, PortPlan
+from components.local.sockets import holder_of, listening_on, process_tree
 from components.local.state import StateDir, StateError
 from components.migration_runner import (
     StackBehindDatabaseError,
@@ -55,11 +58,6 @@ class EnvironmentProblemError(LocalTargetError):
 
 class SwitchRefusedError(LocalTargetError):
     """The target colour is not running, not ready, or not UP in HAProxy; nothing was changed."""
-
-
-def _held_by(port: int) -> str:
-    holders = describe_holders(port)
-    return f" (held by {holders})" if holders else ""
 
 
 def validate_local_config(config: StackConfig) -> tuple[LocalSettings, PortPlan]:
@@ -88,18 +86,14 @@ class LocalEnvironment:
     def _configure(self, config: StackConfig) -> None:
         self.settings, self.ports = validate_local_config(config)
         self.config = config
-        # Ports picked for PostgreSQL and the log socket must not take one the config names.
+        # A port picked for PostgreSQL must not take one the config names.
         self.state.reserved_ports = set(self.ports.all_ports().values())
         self.postgres = PostgresCluster(self.state, config.db.name, config.db.username)
         self.apps = {color: AppProcess(self.state, color, self.project_root) for color in COLORS}
 
     @property
     def haproxy(self) -> Haproxy:
-        return Haproxy(self.state, self.ports, self.config.health_path)
-
-    @property
-    def log_port(self) -> int:
-        return self.haproxy.log_port
+        return Haproxy(self.state, self.ports, self.config.health_path, self.config.preview_cidrs)
 
     # -- public API ----------------------------------------------------------------
 
@@ -134,7 +128,7 @@ class LocalEnvironment:
         try:
             with self.state.locked():
                 yield
-        except (MissingBinaryError, MissingHaproxyError, StateError, StackBehindDatabaseError) as exc:
+        except (MissingBinaryError, MissingHaproxyError, PortBusyError, StateError, StackBehindDatabaseError) as exc:
             raise EnvironmentProblemError(str(exc)) from exc
         except (PostgresError, HaproxyError, AppProcessError, MigrationError) as exc:
             raise LocalTargetError(str(exc)) from exc
@@ -149,13 +143,13 @@ class LocalEnvironment:
             return self._migrate(before_apps)
 
     def ensure_load_balancer(self) -> str:
-        """Start or reload HAProxy; the first start routes as the config says, later ones keep the map file."""
+        """Start or reload HAProxy; the first start routes as the config says, later ones keep the map file.
+
+        A port another program holds fails here (exit 2) and changes nothing.
+        """
         with self._guarded():
             if not self.haproxy.running():
                 self._stop_leftovers()
-                busy = [f"{p}{_held_by(p)}" for p in (self.ports.listen, self.ports.preview) if port_in_use(p)]
-                if busy:
-                    raise EnvironmentProblemError(f"port(s) {', '.join(busy)} already in use by another program")
             return self.haproxy.ensure(self._current_routing() or self.desired_routing())
 
     def ensure_color(self, color: str) -> str:
@@ -231,6 +225,8 @@ class LocalEnvironment:
         haproxy = self.haproxy
         haproxy_up = haproxy.running()
         routing = self._current_routing() if haproxy_up else None
+        # Where HAProxy really listens: a change it could not apply is not claimed.
+        bound = haproxy.bound_ports() if haproxy_up else haproxy.front_ports
         backends = haproxy.backend_stats() if haproxy_up else {}
         colors: dict[str, Any] = {}
         for color in COLORS:
@@ -259,14 +255,14 @@ class LocalEnvironment:
             "idle_color": routing.idle_color if routing else None,
             "live_traffic_percent": routing.live_percent if routing else None,
             "configured_live_color": self.config.live_color,
-            "live_url": self.live_url,
-            "preview_url": self.preview_url,
+            "live_url": f"http://127.0.0.1:{bound['listen_port']}",
+            "preview_url": f"http://127.0.0.1:{bound['preview_port']}",
             "colors": colors,
             "haproxy": {
                 "running": haproxy_up,
                 "pid": (r.pid if (r := haproxy.record()) else None),
                 "stats_socket": str(haproxy.socket_path),
-                "log_udp_port": self.log_port,
+                "log_ring": LOG_RING,
                 "backends": backends,
             },
             "postgres": {"running": self.postgres.running(), "port": self.postgres.port},
@@ -290,7 +286,7 @@ class LocalEnvironment:
         return {
             "source": "haproxy",
             "stats_socket": str(haproxy.socket_path),
-            "log_udp_port": self.log_port,
+            "log_ring": LOG_RING,
             "log_format": LOG_FORMAT,
             "backends": {"blue": backend_of("blue"), "green": backend_of("green"), "split": SPLIT_BACKEND},
         }
@@ -319,14 +315,16 @@ class LocalEnvironment:
         find_haproxy()
         find_pg_bin()
         self._stop_leftovers()
-        haproxy_ours = self.haproxy.running()
+        record = self.haproxy.record()
+        haproxy_pids = process_tree(record.pid) if record else []
         busy = []
         for name, port in (("listen_port", self.ports.listen), ("preview_port", self.ports.preview)):
-            if not haproxy_ours and port_in_use(port):
-                busy.append(f"{name} {port}{_held_by(port)}")
+            # A running HAProxy may hold its own ports; a port it does not hold yet must be free.
+            if port_in_use(port) and not listening_on(haproxy_pids, port):
+                busy.append(f"{name} {port} (held by {holder_of(port)})")
         for color in COLORS:
             if not self.apps[color].record() and port_in_use(self.ports.apps[color]):
-                busy.append(f"{color} app port {self.ports.apps[color]}{_held_by(self.ports.apps[color])}")
+                busy.append(f"{color} app port {self.ports.apps[color]} (held by {holder_of(self.ports.apps[color])})")
         if busy:
             raise EnvironmentProblemError(
                 f"port(s) already in use by another program: {', '.join(busy)}; free them or choose other "

@@ -1,8 +1,8 @@
 """The stack's state directory ``.bluegreen/<stack>/``: ports, secrets and pids that must survive restarts.
 
 ``state.json`` (mode 600) holds what the machine chose once and must keep: the
-PostgreSQL port, the HAProxy log port, generated passwords, and the pid + start time
-of each process the target started. An exclusive ``flock`` on ``lock`` keeps two
+PostgreSQL port, generated passwords, the pid + start time of each process the
+target started, and the ports HAProxy took. An exclusive ``flock`` on ``lock`` keeps two
 commands from changing one stack at a time.
 """
 

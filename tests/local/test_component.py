@@ -11,6 +11,7 @@ import yaml
 
 from components.config import StackConfig
 from components.local.component import PROVIDERS
+from components.local.haproxy import LOG_RING
 from tests.pulumi_harness import ProgramFailedError, StackRun, run_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,12 +25,12 @@ def dev_config(**changes: Any) -> dict[str, Any]:
     return raw
 
 
-def with_log_port(args: Any) -> dict[str, Any]:
-    return {"log_udp_port": 41234} if args.typ.endswith("LoadBalancer") else {}
+def with_log_ring(args: Any) -> dict[str, Any]:
+    return {"log_ring": LOG_RING} if args.typ.endswith("LoadBalancer") else {}
 
 
 def run(**changes: Any) -> StackRun:
-    return run_stack(dev_config(**changes), stack="dev", extra_outputs=with_log_port)
+    return run_stack(dev_config(**changes), stack="dev", extra_outputs=with_log_ring)
 
 
 def part_name(resource_name: str) -> str:
@@ -48,7 +49,7 @@ def test_dev_stack_builds_every_part_under_the_component() -> None:
     assert outputs["live_color"] == "blue" and outputs["idle_color"] == "green"
     assert outputs["live_url"] == "http://127.0.0.1:18080" and outputs["preview_url"] == "http://127.0.0.1:18443"
     metrics = outputs["metrics"]
-    assert metrics["source"] == "haproxy" and metrics["log_udp_port"] == 41234
+    assert metrics["source"] == "haproxy" and metrics["log_ring"] == LOG_RING
     assert metrics["stats_socket"].endswith(".bluegreen/dev/haproxy/admin.sock")
     assert metrics["backends"] == {"blue": "be_blue", "green": "be_green", "split": "be_split"}
 

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from components.local.component import PROVIDERS, part_inputs
+from components.local.haproxy import LOG_RING
 from components.local.providers import config_json
 from components.local.runtime import SwitchRefusedError
 from tests.local.sandbox import LocalProject
@@ -23,7 +24,7 @@ def test_providers_create_update_and_delete_the_environment(local_project: Local
         state[part] = created.outs
     assert state["blue"]["running"] and state["green"]["running"] and state["blue"]["pid"] > 0
     assert state["migrations-expand"]["applied"][0] == "001_create_orders.sql"
-    assert isinstance(state["haproxy"]["log_udp_port"], int)
+    assert state["haproxy"]["log_ring"] == LOG_RING
     live_url = state["live-route"]["live_url"]
     assert httpx.get(live_url).headers["X-App-Color"] == "blue"
 

@@ -20,6 +20,7 @@ from components.local.haproxy import (
     parse_log_line,
 )
 from components.local.settings import FaultSpec, LocalSettings, PortPlan
+from components.local.sockets import _address
 from components.local.state import StateDir
 
 
@@ -135,10 +136,13 @@ def test_routing_round_trips_through_the_map() -> None:
 def test_log_lines_parse_with_colour() -> None:
     line = LOG_FORMAT.replace("%f", "prod").replace("%b", "be_split").replace("%s", "green")
     line = line.replace("%ST", "503").replace("%Tr", "-1").replace("%Tt", "12").replace("%Ta", "11").replace("%B", "9")
-    record = parse_log_line(b"<134>Nov 29 06:00:00 haproxy[1]: " + line.encode())
+    line = line.replace("%[date(0,ms)]", "1700000000123")
+    record = parse_log_line(line.encode())
     assert record is not None and record.color == "green" and record.status == 503 and record.tr_ms == -1
-    assert record.tt_ms == 12
+    assert record.tt_ms == 12 and record.at_ms == 1700000000123
     assert parse_log_line("something else") is None
+    # HAProxy's own messages share the ring and may quote what a server said: never a request.
+    assert parse_log_line(b"Server be_green/app is DOWN, reason: Layer7 wrong status, info: " + line.encode()) is None
 
 
 def test_faults_from_environment() -> None:
@@ -169,3 +173,10 @@ def test_versions_differ_in_what_an_order_is() -> None:
     assert parse_order({"item": "a", "quantity": 2, "total": "3.5"}, "v2")["total"].as_tuple().exponent == -2
     with pytest.raises(ValueError, match="total_cents"):
         parse_order({"item": "a", "total": "3.5"}, "v1")
+
+
+def test_proc_net_addresses_read_as_the_kernel_prints_them() -> None:
+    """/proc/net/* prints each 32-bit word of an address in host order (little-endian here)."""
+    assert _address("0100007F") == "127.0.0.1"
+    assert _address("00000000") == "0.0.0.0"
+    assert _address("00000000000000000000000001000000") == "::1"
