@@ -35,7 +35,7 @@ from psycopg import sql
 from components.config import NO_MIGRATIONS, StackConfig
 from components.local.apps import app_launch
 from components.migration_runner import apply_migrations, verify_history
-from components.migrations import Migration, MigrationError, load_migrations
+from components.migrations import Migration, load_migrations
 from policies.analyzer import analyze, statements_of
 from scripts.smoke import SmokeRunner, SmokeSuite, load_suite
 from scripts.targets import SharedDatabase
@@ -159,12 +159,29 @@ def _run_tool(command: list[str], database_url: str, stdin: str | None, what: st
     return done.stdout
 
 
+SCRATCH_PREFIX = "bluegreen_rehearsal_"
+
+
+def _drop_leftovers(admin: psycopg.Connection, progress: Progress) -> None:
+    """Scratch copies a killed rehearsal left behind (a copy of production data): dropped first.
+
+    One deploy per stack at a time (the stack lock), so no other rehearsal of this
+    cluster can be using one.
+    """
+    pattern = SCRATCH_PREFIX.replace("_", r"\_") + "%"
+    rows = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [pattern]).fetchall()
+    for (leftover,) in rows:
+        progress(f"dropping scratch database {leftover}, left by an interrupted rehearsal")
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(leftover)))
+
+
 @contextlib.contextmanager
 def copy_of(database_url: str, admin_url: str, owner: str, progress: Progress) -> Iterator[str]:
     """A new database in the same cluster holding a copy (schema and data) of ``database_url``."""
-    name = f"bluegreen_rehearsal_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
+    name = f"{SCRATCH_PREFIX}{os.getpid()}_{int(time.time() * 1000) % 10**9}"
     scratch_url = str(psycopg.conninfo.make_conninfo(database_url, dbname=name))
     with psycopg.connect(admin_url, autocommit=True) as admin:
+        _drop_leftovers(admin, progress)
         admin.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(owner)))
     try:
         progress(f"copying the shared database into scratch database {name}")
@@ -333,10 +350,7 @@ def check_pending_migrations(
         return GateResult(True, [NO_MIGRATIONS])
     if not directory.is_dir():
         return GateResult(True, [f"no migrations directory {directory}"])
-    try:
-        migrations = load_migrations(directory)
-    except MigrationError as exc:
-        return GateResult(False, [f"migrations: {exc}"])
+    migrations = load_migrations(directory)  # a bad header, name or number: MigrationError, exit 2
     problems = lint_problems(migrations)
     if problems:
         return GateResult(False, ["lint refused the migrations:", *problems])

@@ -270,3 +270,42 @@ def test_a_breaking_contract_the_new_version_unlocks_stops_the_deploy_with_nothi
     assert not any(e["kind"] in ("apply", "switch") for e in record["events"])
     assert columns(env) == before and applied(env) == list(EARLIER)
     assert project.config().green_version == "1.0.0" and env.status()["colors"]["green"]["version"] == "1.0.0"
+
+
+@pytest.mark.e2e
+def test_a_scratch_copy_a_killed_rehearsal_left_is_dropped_by_the_next(project: LocalProject) -> None:
+    directory = with_migrations(project)
+    env = project.environment()
+    env.up()
+    with psycopg.connect(env.postgres.admin_url(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE bluegreen_rehearsal_4242_1")  # as a SIGKILLed deploy leaves it
+    (directory / "004_add_coupon.sql").write_text(ADD_COUPON)
+    lines: list[str] = []
+    shared = LocalTarget(project.stack, project.root).shared_database("blue")
+    result = check_pending_migrations(
+        project.root,
+        project.config(),
+        fast_smoke_file(project.root),
+        {"blue": "1.0.0", "green": "1.0.0"},
+        shared,
+        lines.append,
+    )
+    assert result.passed, result.lines
+    assert any("dropping scratch database bluegreen_rehearsal_4242_1" in line for line in lines)
+    assert scratch_databases(env) == []
+
+
+def test_a_badly_named_migration_stops_deploy_as_bad_input(tmp_path: Path, capsys) -> None:
+    (tmp_path / "Pulumi.t.yaml").write_text(
+        "config:\n  bluegreen:cloud: local\n  bluegreen:app_command: x {port}\n  bluegreen:migrations_dir: m\n"
+        "  bluegreen:listen_port: 28080\n  bluegreen:preview_port: 28443\n  bluegreen:app_port: 28081\n"
+    )
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "1_Bad Name.sql").write_text("-- bluegreen: expand\nSELECT 1;\n")
+    before = (tmp_path / "Pulumi.t.yaml").read_text()
+    smoke = tmp_path / "smoke.yaml"
+    smoke.write_text("checks:\n  - {name: up, path: /, expect: {status: 200}}\n")
+    code = main(["deploy", "--stack", "t", "--project-dir", str(tmp_path), "--version", "2.0.0", "--file", str(smoke)])
+    assert code == 2
+    assert "name must look like 001_short_description.sql" in " ".join(capsys.readouterr().err.split())
+    assert (tmp_path / "Pulumi.t.yaml").read_text() == before
