@@ -375,7 +375,7 @@ class _Parser:
             raise self._fail(cloud, cloud_settings, "expected an object of settings for that cloud")
         previews = self._structured("previews", self.raw.get("previews")) or {}
         if not isinstance(previews, dict):
-            raise self._fail("previews", previews, "expected an object (see README: pull-request previews)")
+            raise self._fail("previews", previews, "expected an object (see docs/previews.md)")
         db = self.db()
         if environment == "prod" and db.ephemeral:
             raise self._fail("db.ephemeral", True, "a prod database is never ephemeral (it keeps deletion protection)")

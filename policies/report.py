@@ -77,7 +77,9 @@ def as_sarif(result: LintResult) -> str:
         for rule in RULES.values()
     ]
     run = {
-        "tool": {"driver": {"name": "bluegreen-migration-lint", "informationUri": "README.md", "rules": rules}},
+        "tool": {
+            "driver": {"name": "bluegreen-migration-lint", "informationUri": "docs/migrations.md", "rules": rules}
+        },
         "results": [_sarif_result(f) for f in result.findings],
     }
     return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2)

@@ -5,7 +5,7 @@ check that carries its evidence (values, thresholds, window, time). ``decide`` t
 checks seen so far into what to do next. Nothing here sleeps or reads a clock, so every
 rule is tested on synthetic series.
 
-Rules (also in the README):
+Rules (also in docs/pipeline.md):
 
 - **a breach needs confidence, not one unlucky moment.** The error rate breaches when
   the lower bound of its 99.99% (one-sided) Wilson confidence interval is above

@@ -30,7 +30,7 @@ from rich.table import Table
 from components.config import ConfigError, StackConfig
 from components.local.runtime import LocalTargetError
 from components.text_files import read_utf8
-from scripts.arguments import stack_argument
+from scripts.arguments import cli_name, stack_argument
 from scripts.load import LoadStats, SteadyLoad, rollback_reaction
 from scripts.pipeline import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from scripts.targets import TargetError, open_target
@@ -155,11 +155,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     again = (
         f"make demo (it starts from scratch; Pulumi.{args.source}.yaml was not touched)"
         if args.source
-        else (f"bluegreen demo --stack {args.stack}")
+        else (f"{cli_name()} demo --stack {args.stack}")
     )
     console.print(
-        f"the {args.stack} stack is still up on {env.live_url}: look with `bluegreen status --stack "
-        f"{args.stack}`, stop it with `bluegreen down --stack {args.stack}` (make down STACK={args.stack}); "
+        f"the {args.stack} stack is still up on {env.live_url}: look with `{cli_name()} status --stack "
+        f"{args.stack}`, stop it with `{cli_name()} down --stack {args.stack}` (make down STACK={args.stack}); "
         f"run the demo again with {again}"
     )
     good, bad = runs

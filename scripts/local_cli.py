@@ -20,7 +20,7 @@ from rich.table import Table
 
 from components.config import ConfigError, StackConfig
 from components.local.runtime import EnvironmentProblemError, LocalEnvironment, LocalTargetError
-from scripts.arguments import stack_argument
+from scripts.arguments import cli_name, stack_argument
 
 if TYPE_CHECKING:
     from scripts.targets.local_engine import LocalEngineTarget
@@ -204,4 +204,6 @@ def _print_status(status: dict[str, Any], console: Console) -> None:
         if status["live_color"] != status["configured_live_color"]:
             console.print(f"[yellow]config says live_color {status['configured_live_color']}; run up to apply[/]")
     else:
-        console.print(f"HAProxy is not running: the stack is down (start it: bluegreen up --stack {status['stack']})")
+        console.print(
+            f"HAProxy is not running: the stack is down (start it: {cli_name()} up --stack {status['stack']})"
+        )

@@ -24,7 +24,7 @@ from rich.table import Table
 from components.config import COLORS, ConfigError, StackConfig
 from components.migrations import MigrationError
 from scripts import demo
-from scripts.arguments import stack_argument
+from scripts.arguments import cli_name, stack_argument
 from scripts.decision import PROMOTE, ROLLBACK
 from scripts.live_view import live_release_view
 from scripts.lock import StackLock, StackLockedError, abandoned
@@ -146,8 +146,8 @@ class _Run:
             self.record.note(
                 "interrupted",
                 f"interrupted: nothing more was changed. To go back to the last promoted release (and put the "
-                f"idle colour back to idle capacity), run: bluegreen rollback --stack {stack}; "
-                f"to try the release again: bluegreen {self.record.command}",
+                f"idle colour back to idle capacity), run: {cli_name()} rollback --stack {stack}; "
+                f"to try the release again: {cli_name()} {self.record.command}",
             )
             self.record.finish("interrupted", EXIT_INTERRUPTED)
             code = EXIT_INTERRUPTED
@@ -323,7 +323,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         dead = document["interrupted"]
         out.print(
             f"[yellow]a run of {escape(str(dead.get('command')))} (pid {dead.get('pid')}, since {dead.get('since')}) "
-            f"ended without finishing[/]: bluegreen rollback --stack {args.stack} goes back to the last "
+            f"ended without finishing[/]: {cli_name()} rollback --stack {args.stack} goes back to the last "
             "promoted release"
         )
     for color, bad in document["rolled_back"].items():
