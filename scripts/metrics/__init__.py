@@ -73,18 +73,30 @@ class LiveRoute:
 
     ``weights``: colour -> percent of production traffic. ``served_by_header``: a response
     header the load balancer adds naming the colour that served (HAProxy here); None where
-    the load balancer adds none, and the read-back alone is the evidence.
+    the load balancer adds none, and the read-back alone is the evidence. ``pending``: why
+    the load balancer holds the route but does not serve it yet (an Application Gateway
+    still ``Updating``), None when it says it has applied it.
     """
 
     weights: Mapping[str, int]
     detail: str
     served_by_header: str | None = None
+    pending: str | None = None
 
 
 class RouteSource(Protocol):
-    """Sources that can read the load balancer's live route back implement this."""
+    """Sources that can read the load balancer's live route back implement this.
+
+    ``verify_timeout_s``: how long a route change may take to show, from the provider's
+    documented propagation (each source module says where that figure comes from).
+    """
+
+    verify_timeout_s: float
 
     def live_route(self) -> LiveRoute: ...
+
+
+DEFAULT_VERIFY_TIMEOUT_S = 60.0  # a source that states no propagation time of its own
 
 
 def route_from_weights(
