@@ -23,6 +23,7 @@ from components.config import NAMESPACE, NO_MIGRATIONS, StackConfig
 from components.migration_runner import apply_migrations
 from scripts.engine import engine_env, pulumi_bin_dir
 from scripts.metrics import (
+    DEFAULT_VERIFY_TIMEOUT_S,
     ColorHealth,
     HealthSource,
     LiveRoute,
@@ -238,6 +239,14 @@ class PulumiStackTarget:
             return reader.live_route()
         except MetricsSourceError as exc:
             raise TargetError(f"cannot read the live route back: {exc}") from exc
+
+    def verify_timeout_s(self) -> float:
+        """The cloud's propagation time, as its metrics source states it (``verify_timeout_s``)."""
+        try:
+            source = self.metrics()
+        except MetricsSourceError:
+            return DEFAULT_VERIFY_TIMEOUT_S
+        return float(getattr(source, "verify_timeout_s", DEFAULT_VERIFY_TIMEOUT_S))
 
     def shared_database(self, live: str) -> SharedDatabase | None:
         """Cloud databases are private: reachable only where ``BLUEGREEN_DATABASE_URL`` points at one."""
