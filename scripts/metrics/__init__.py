@@ -8,6 +8,8 @@ and touches nothing else, the way Argo Rollouts keeps its metric providers apart
 
 from __future__ import annotations
 
+import functools
+import pkgutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -131,6 +133,24 @@ def require_fields(metrics: Mapping[str, Any], source: str, fields: tuple[str, .
         value = metrics.get(per_color)
         if not isinstance(value, Mapping) or set(value) != {"blue", "green"}:
             raise MetricsSourceError(f"stack output metrics.{per_color} = {value!r} must map blue and green")
+
+
+@functools.cache
+def monitor_defaults(cloud: str) -> Mapping[str, Any]:
+    """The ``monitor`` defaults the cloud's metrics source asks for, from its data's resolution and lag.
+
+    Each source module may name its ``CLOUD`` and ``MONITOR_DEFAULTS``; a stack's own
+    ``monitor`` values always win. A cloud whose source states none keeps the defaults of
+    ``components/config.py``.
+    """
+    for info in pkgutil.iter_modules(__path__):
+        try:
+            module = import_optional(f"{__name__}.{info.name}")
+        except ImportError:
+            continue  # another cloud's SDK is not installed here: not this cloud's source
+        if module is not None and getattr(module, "CLOUD", None) == cloud:
+            return dict(getattr(module, "MONITOR_DEFAULTS", {}))
+    return {}
 
 
 def metrics_source_for(metrics: Mapping[str, Any], **options: Any) -> MetricsSource:

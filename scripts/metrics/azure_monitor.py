@@ -49,6 +49,11 @@ _POOL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,79}"
 # returns once the gateway's PUT has finished; verification then requires the gateway's
 # ``provisioningState`` to be ``Succeeded`` and allows two update domains' drain.
 VERIFY_TIMEOUT_S = 600.0
+CLOUD = "azure"
+# Log Analytics ingests with a typical latency of 20 seconds to 3 minutes (learn.microsoft.com/
+# azure/azure-monitor/logs/data-ingestion-time): five-minute windows hold data, and the bake
+# outlasts the lag.
+MONITOR_DEFAULTS = {"window_s": 300, "bake_s": 600}
 _APP_NAME_PATTERN = r"[a-z][a-z0-9-]{0,30}[a-z0-9]"
 _GATEWAY_ID_PATTERN = (
     r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Network/applicationGateways/[^/]+"

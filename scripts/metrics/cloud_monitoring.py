@@ -55,6 +55,12 @@ PERIOD_S = 60
 # issue 4710); verification waits for answers through the live URL that name the new
 # colour, where the app names one, and gives the front ends three minutes.
 VERIFY_TIMEOUT_S = 180.0
+CLOUD = "gcp"
+# Google's metrics list: the https load balancer metrics are "sampled every 60 seconds.
+# After sampling, data is not visible for up to 210 seconds" (backend_latencies; 90 s for
+# request_count). A window must reach back past that lag to hold any data, and the bake
+# must outlast it by a few minutes: the 60 s / 120 s defaults would see nothing.
+MONITOR_DEFAULTS = {"window_s": 300, "bake_s": 600}
 REGIONAL_NEG = re.compile(r"projects/([^/]+)/regions/([^/]+)/networkEndpointGroups/([^/]+)$")
 
 Aligner = monitoring_v3.Aggregation.Aligner

@@ -51,6 +51,11 @@ LATENCY_METRIC = "TargetResponseTime"
 # configuration for a short time": https://docs.aws.amazon.com/elasticloadbalancing/latest/
 # application/edit-rule.html). A minute covers the read-back and API retries with room.
 VERIFY_TIMEOUT_S = 60.0
+CLOUD = "aws"
+# ALB metrics come per minute ("measures and sends its metrics in 60-second intervals", the
+# CloudWatch metrics page above) and a minute or more late: a window of two whole minutes
+# holds the last published one, and the bake sees a few of them.
+MONITOR_DEFAULTS = {"window_s": 120, "bake_s": 300}
 
 
 class CloudWatchSource:

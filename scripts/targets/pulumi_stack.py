@@ -31,6 +31,7 @@ from scripts.metrics import (
     MetricsSourceError,
     RouteSource,
     metrics_source_for,
+    monitor_defaults,
 )
 from scripts.targets import Progress, SharedDatabase, TargetError
 
@@ -68,6 +69,20 @@ def config_paths(key: str, value: Any) -> dict[str, str]:
     if isinstance(value, list | tuple | Mapping):
         return {key: json.dumps(list(value) if isinstance(value, tuple) else value)}
     return {key: config_text(value)}
+
+
+def with_cloud_monitor_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` with the cloud's own ``monitor`` defaults under the keys the stack does not set.
+
+    Cloud metrics arrive per minute and minutes late (``monitor_defaults``: CloudWatch,
+    Cloud Monitoring, Log Analytics), so the generic 60 s window and 120 s bake would judge
+    windows that cannot hold data yet. Never written to the stack file.
+    """
+    cloud, monitor = raw.get("cloud"), raw.get("monitor")
+    defaults = monitor_defaults(cloud) if isinstance(cloud, str) else {}
+    if not defaults or not (monitor is None or isinstance(monitor, Mapping)):
+        return dict(raw)
+    return {**raw, "monitor": {**defaults, **(monitor or {})}}
 
 
 def pulumi_command_default() -> auto.PulumiCommand | None:
@@ -140,7 +155,7 @@ class PulumiStackTarget:
         return {k[len(prefix) :]: v for k, v in own.items() if isinstance(k, str) and k.startswith(prefix)}
 
     def config(self) -> StackConfig:
-        return StackConfig.parse(self._raw_config(), self.stack)
+        return StackConfig.parse(with_cloud_monitor_defaults(self._raw_config()), self.stack)
 
     def _up(self, say: Progress) -> auto.UpResult:
         return self._stack.up(
