@@ -359,6 +359,7 @@ class AzureBlueGreen(pulumi.ComponentResource):
             "gateway_id": self.gateway.id,
             "pools": {color: _pool_name(color) for color in COLORS},
             "prod_rule": PROD_RULE,  # read back to verify a switch
+            "apps": {color: app.name for color, app in self.apps.items()},  # their replicas: the colour's health
         }
         self.outputs = contract_outputs(config, live_url, preview_url, metrics)
         self.outputs.update(flip_guard.deployed_shape(config))

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from components.config import COLORS, other_color
 from scripts.decision import INCONCLUSIVE, PASS, PROMOTE, ROLLBACK, WATCH, Check, Decision
-from scripts.metrics import ColorHealth
+from scripts.metrics import ColorHealth, MetricsSourceError
 from scripts.monitor import MonitorResult, watch
 from scripts.record import RunRecord, utc_now
 from scripts.releases import PromotedReleases, RolledBackVersions
@@ -38,7 +38,7 @@ CHECK_NOTE_EVERY_S = 1.0
 class PipelineOptions:
     smoke_file: Path
     health_timeout_s: float = 180.0
-    verify_timeout_s: float = 30.0
+    verify_timeout_s: float | None = None  # None: the target's (its load balancer's propagation time)
     verify_requests: int = 20
 
 
@@ -48,6 +48,10 @@ class ReleaseAborted(Exception):  # noqa: N818 - a control-flow signal, not an e
 
 class TrafficNotVerified(ReleaseAborted):
     """The load balancer did not show the switch by the deadline: never promoted, rolled back."""
+
+
+class TrafficUnverified(ReleaseAborted):
+    """A switch the load balancer never confirmed, with no healthy colour to go back to: watched, not promoted."""
 
 
 class Pipeline:
@@ -138,38 +142,56 @@ class Pipeline:
         )
         return report
 
+    def verify_timeout_s(self) -> float:
+        """``--verify-timeout`` style override, else the target's own (its cloud's propagation)."""
+        if self.options.verify_timeout_s is not None:
+            return self.options.verify_timeout_s
+        return self.target.verify_timeout_s()
+
     def verify_traffic(self, color: str, percent: int) -> dict[str, Any]:
-        """Ask the load balancer, never the app, whether production moved to ``color``.
+        """Ask the load balancer, never the app alone, whether production moved to ``color``.
 
         Its route is read back (HAProxy's runtime map; the ALB listener; the URL map; the
-        gateway rule) and, where it names the colour that served each answer (a header
-        HAProxy adds), sampled answers must come from ``color``: all of them at 100%, some
-        of them below. The app's own colour, when it names one, must agree (a bonus check
-        that catches crossed ports). Not verified by the deadline: :class:`TrafficNotVerified`.
+        gateway rule, which must also have finished applying) and must give ``color``
+        ``percent``. Where the load balancer names the colour that served each answer (a
+        header HAProxy adds), sampled answers must come from ``color``: all of them at 100%,
+        some of them below; the app's own colour, when it names one, must agree (a check
+        that catches crossed ports). Cloud load balancers add no such header, and their
+        front ends can lag the read-back (GCP's by seconds to tens of seconds), so there
+        answers through the live URL that name their colour must come from ``color`` the
+        same way; an app that names none leaves the read-back as the evidence. The wait is
+        the target's (:meth:`verify_timeout_s`); not verified by then: :class:`TrafficNotVerified`.
         """
         url = str(self.target.outputs()["live_url"]).rstrip("/") + self.target.config().health_path
-        deadline = time.monotonic() + self.options.verify_timeout_s
+        timeout = self.verify_timeout_s()
+        started = time.monotonic()
+        deadline = started + timeout
         with self.console.status(f"verifying with the load balancer that {color} gets {percent}% of prod") as status:
             while True:
                 problem, evidence = self._route_problem(color, percent, url)
+                took = round(time.monotonic() - started, 3)
                 if problem is None:
                     self.record.note(
                         "verify",
                         f"the load balancer sends {percent}% of prod to {color}: "
                         f"{evidence.get('route_detail')}"
-                        + (f"; answers served by {evidence['answers']}" if "answers" in evidence else ""),
+                        + (f"; answers served by {evidence['answers']}" if "answers" in evidence else "")
+                        + f" ({took:g}s)",
                         verified=True,
+                        seconds=took,
                         **evidence,
                     )
                     return {"verified": True, **evidence}
                 if time.monotonic() >= deadline:
                     self.record.note(
                         "verify",
-                        f"NOT verified after {self.options.verify_timeout_s:g}s: {problem}",
+                        f"NOT verified after {timeout:g}s: {problem}",
                         verified=False,
+                        seconds=took,
+                        timeout_s=timeout,
                         **evidence,
                     )
-                    raise TrafficNotVerified(f"traffic to {color} not verified: {problem}")
+                    raise TrafficNotVerified(f"traffic to {color} not verified within {timeout:g}s: {problem}")
                 status.update(f"verifying {color} at {percent}%: {problem}")
                 self.sleep(0.5)
 
@@ -183,20 +205,11 @@ class Pipeline:
         share = route.weights.get(color, 0)
         if share != percent:
             return f"the load balancer routes {share}% of prod to {color} ({route.detail})", evidence
-        if route.served_by_header is None:
-            return None, evidence
-        answers: dict[str, int] = {}
-        crossed = 0
-        for _ in range(self.options.verify_requests):
-            try:
-                response = self.http.get(url)
-            except httpx.HTTPError as exc:
-                served = f"error:{type(exc).__name__}"
-            else:
-                served = response.headers.get(route.served_by_header) or f"HTTP {response.status_code}, unnamed"
-                says = response.headers.get(COLOR_HEADER) or _json_color(response)
-                crossed += served in COLORS and says in COLORS and says != served
-            answers[served] = answers.get(served, 0) + 1
+        if route.pending:
+            return f"the load balancer holds the route but is still applying it: {route.pending}", evidence
+        answers, crossed = self._sample_answers(url, route.served_by_header)
+        if route.served_by_header is None and not any(served in COLORS for served in answers):
+            return None, evidence  # the app names no colour: the read-back is the evidence
         evidence["answers"] = answers
         if crossed:
             return (
@@ -206,8 +219,37 @@ class Pipeline:
             )
         ours = answers.get(color, 0)
         if ours == 0 or (percent == 100 and ours != self.options.verify_requests):
+            if route.served_by_header is None:
+                return (
+                    f"the load balancer's route shows it, but answers through the live URL came from {answers}: "
+                    f"its front ends have not all picked the change up yet",
+                    evidence,
+                )
             return f"the load balancer says these served prod: {answers}", evidence
         return None, evidence
+
+    def _sample_answers(self, url: str, served_by_header: str | None) -> tuple[dict[str, int], int]:
+        """``verify_requests`` answers by the colour that served them, and how many contradict the app.
+
+        The serving colour is the load balancer's header where it adds one, else the colour
+        the app names (``X-App-Color`` or a ``color`` field).
+        """
+        answers: dict[str, int] = {}
+        crossed = 0
+        for _ in range(self.options.verify_requests):
+            try:
+                response = self.http.get(url)
+            except httpx.HTTPError as exc:
+                served = f"error:{type(exc).__name__}"
+            else:
+                says = response.headers.get(COLOR_HEADER) or _json_color(response)
+                if served_by_header is None:
+                    served = says if says in COLORS else f"HTTP {response.status_code}, unnamed"
+                else:
+                    served = response.headers.get(served_by_header) or f"HTTP {response.status_code}, unnamed"
+                    crossed += served in COLORS and says in COLORS and says != served
+            answers[served] = answers.get(served, 0) + 1
+        return answers, crossed
 
     def apply(self, what: str, urgent: bool = False, **changes: Any) -> float:
         """Apply config changes through the target; returns how long the apply took."""
@@ -275,8 +317,7 @@ class Pipeline:
             try:
                 self.verify_traffic(to, percent)
             except TrafficNotVerified as exc:
-                self.rollback(old, None, reason=str(exc))
-                return False, str(exc), live_since
+                return self._not_verified(to, old, str(exc), live_since)
             if monitor_steps and index < len(steps) - 1:
                 window = self.target.config().monitor.window_s
                 result = self.monitor(to, live_since, bake_s=window)
@@ -287,12 +328,51 @@ class Pipeline:
             self.apply(f"{old} down to idle capacity", warm_idle=False)
         return True, None, live_since
 
+    def _not_verified(self, to: str, old: str, why: str, live_since: datetime) -> tuple[bool, str, datetime]:
+        """A switch step the load balancer did not confirm in time: never left unwatched.
+
+        Back to ``old`` when it can serve. When it cannot (unhealthy, or its health cannot
+        be read), a rollback would move prod onto a broken colour, so ``to`` keeps the
+        traffic the config gave it and is monitored like any release: a breach still rolls
+        back (if ``old`` has recovered by then), and otherwise the release ends unpromoted
+        (:class:`TrafficUnverified`, exit 1) with both colours at full capacity.
+        """
+        health = self._health_or_unknown(old)
+        if health.ok:
+            self.rollback(old, None, reason=why)
+            return False, why, live_since
+        self.record.note(
+            "hold",
+            f"NOT rolling back: {old} is not healthy ({health.detail}), so {to} keeps prod and is monitored "
+            f"instead ({why})",
+            reason=why,
+            old_health=health.detail,
+        )
+        result = self.monitor(to, live_since)
+        if result.decision.action == ROLLBACK:
+            self.rollback(old, result.decision)  # holds (ReleaseAborted) if old is still unhealthy
+            return False, result.decision.reason, live_since
+        verdict = (
+            f"{why}; {old} was unhealthy, so no rollback; {to} was monitored: {result.decision.reason}. Not "
+            f"promoted: both colours stay at full capacity. Check the route (status), then run monitor to promote "
+            f"or rollback"
+        )
+        self.record.note("hold", verdict, **result.decision.to_dict())
+        raise TrafficUnverified(verdict)
+
+    def _health_or_unknown(self, color: str) -> ColorHealth:
+        """``color``'s health, or an unhealthy answer saying why it could not be read."""
+        try:
+            return self.target.health(color)
+        except (MetricsSourceError, TargetError) as exc:
+            return ColorHealth(color, 0, 0, f"{color}: health cannot be read ({exc})")
+
     def rollback(self, to: str, decision: Decision | None, reason: str = "") -> float:
         """Flip ``live_color`` back to ``to`` at once, if ``to`` is still healthy; returns seconds taken."""
         started = time.monotonic()
         why = decision.reason if decision else reason
         warmed = self.warm_before_traffic(to)
-        health = self.target.health(to)
+        health = self._health_or_unknown(to)
         if not health.ok:
             self.record.note(
                 "hold",
@@ -315,7 +395,17 @@ class Pipeline:
             reason=why,
             evidence=decision.to_dict() if decision else None,
         )
-        self.verify_traffic(to, 100)
+        try:
+            self.verify_traffic(to, 100)
+        except TrafficNotVerified as exc:
+            # The config says ``to``; the load balancer has not shown it yet, so ``bad`` may still
+            # take traffic: it keeps full capacity, and the person is told what to check.
+            self.record.note(
+                "hold",
+                f"rollback to {to} applied, but the load balancer has not confirmed it: both colours stay at full "
+                f"capacity; check the route with status ({exc})",
+            )
+            raise ReleaseAborted(f"rollback to {to} applied but not verified: {exc}") from exc
         if warmed:
             self.apply(f"{bad} down to idle capacity", warm_idle=False)
         return took
@@ -531,7 +621,11 @@ class Pipeline:
                 self.apply(f"{idle} back to idle capacity", warm_idle=False)
                 self.record.finish("smoke failed", EXIT_FAILED, version=version, switched=False)
                 return EXIT_FAILED
-            switched, why, switch_at = self.switch(idle)
+            try:
+                switched, why, switch_at = self.switch(idle)
+            except TrafficUnverified as exc:
+                self.record.finish("switched, not verified", EXIT_FAILED, version=version, reason=str(exc))
+                return EXIT_FAILED
             if not switched:
                 self.apply(f"{idle} back to idle capacity", warm_idle=False)
                 self.record.finish("rolled back", EXIT_FAILED, version=version, reason=why)

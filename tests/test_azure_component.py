@@ -85,6 +85,7 @@ def test_prod_rule_routes_to_the_live_pool_and_preview_to_the_idle_one(live: str
         "gateway_id": "prod-bluegreen-gateway-id",
         "pools": {"blue": "blue-pool", "green": "green-pool"},
         "prod_rule": "prod",
+        "apps": {"blue": "prod-blue", "green": "prod-green"},
     }
 
     apps = {color: app_of(run, color).inputs for color in ("blue", "green")}

@@ -6,12 +6,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ClientAuthenticationError
-from azure.mgmt.network.models import ApplicationGateway, ApplicationGatewayRequestRoutingRule, SubResource
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+from azure.mgmt.network.models import (
+    ApplicationGateway,
+    ApplicationGatewayBackendAddress,
+    ApplicationGatewayBackendAddressPool,
+    ApplicationGatewayRequestRoutingRule,
+    SubResource,
+)
 from azure.monitor.query import LogsQueryError, LogsQueryPartialResult, LogsQueryResult, LogsTable
 
 from scripts.metrics import MetricsSourceError, metrics_source_for
 from scripts.metrics.azure_monitor import AzureMonitorSource, from_outputs, pool_query
+from tests.pipeline.fake_clouds import AzureCloud
 
 GATEWAY_ID = (
     "/subscriptions/00000000-0000-0000-0000-00000000005b/resourceGroups/prod-rg"
@@ -207,3 +214,91 @@ def test_the_live_route_is_the_prod_rule_read_back() -> None:
 
     with pytest.raises(MetricsSourceError, match=r"no routing rule 'live' \(has \['preview', 'prod'\]\)"):
         from_outputs({**METRICS, "prod_rule": "live"}, client=FakeLogsClient(), network=network).live_route()
+
+
+# -- health: the Container App, its replicas and the gateway's backend health ------------------
+
+
+def azure(**changes: Any) -> tuple[AzureCloud, AzureMonitorSource]:
+    cloud = AzureCloud()
+    for key, value in changes.items():
+        setattr(cloud, key, value)
+    built = metrics_source_for(cloud.metrics, **cloud.options())
+    assert isinstance(built, AzureMonitorSource)
+    return cloud, built
+
+
+def test_a_running_app_with_ready_replicas_and_an_up_pool_is_healthy() -> None:
+    _cloud, monitor = azure()
+    health = monitor.health("green")
+    assert (health.healthy, health.total, health.ok) == (4, 4, True)
+    assert "app prod-green: revision prod-green--v1-0-0 ready" in health.detail
+    assert "replica prod-green--v1-0-0-1 running and ready" in health.detail
+    assert "gateway prod-agw green-pool 10.60.4.10: Up" in health.detail
+
+
+def test_a_revision_that_never_got_ready_is_unhealthy_on_every_count() -> None:
+    cloud, monitor = azure()
+    cloud.healthy["green"] = False
+    health = monitor.health("green")
+    assert (health.healthy, health.total, health.ok) == (0, 4, False)
+    assert "its newest revision prod-green--v1-0-0 is not ready (prod-green--previous still serves)" in health.detail
+    assert "NotRunning, not ready: ['app']" in health.detail and "green-pool 10.60.4.10: Down" in health.detail
+
+
+def test_the_gateway_alone_saying_down_makes_a_colour_unhealthy() -> None:
+    class DownGateway(AzureCloud):
+        def begin_backend_health(self, resource_group_name: str, application_gateway_name: str) -> Any:
+            done = super().begin_backend_health(resource_group_name, application_gateway_name)
+            for pool in done.value.backend_address_pools:
+                pool.backend_http_settings_collection[0].servers[0].health = "Down"
+            return done
+
+    cloud = DownGateway()
+    health = metrics_source_for(cloud.metrics, **cloud.options()).health("blue")
+    assert (health.healthy, health.total) == (3, 4) and "blue-pool 10.60.4.10: Down" in health.detail
+
+
+def test_without_metrics_apps_the_app_is_the_pools_backend_fqdn() -> None:
+    """Stacks exported before ``apps``: the gateway's pool names the app by its FQDN."""
+
+    class Gateway(AzureCloud):
+        def get(self, resource_group_name: str, name: str) -> Any:
+            answer = super().get(resource_group_name, name)
+            if name == "prod-agw":
+                answer.backend_address_pools = [
+                    ApplicationGatewayBackendAddressPool(
+                        name="green-pool",
+                        backend_addresses=[
+                            ApplicationGatewayBackendAddress(fqdn="prod-green.env1.azurecontainerapps.io")
+                        ],
+                    )
+                ]
+            return answer
+
+    cloud = Gateway()
+    metrics = {k: v for k, v in cloud.metrics.items() if k != "apps"}
+    assert metrics_source_for(metrics, **cloud.options()).health("green").ok
+    with pytest.raises(MetricsSourceError, match="names no Container App for blue"):
+        metrics_source_for(metrics, **cloud.options()).health("blue")
+    with pytest.raises(MetricsSourceError, match=r"metrics\.apps"):
+        metrics_source_for({**cloud.metrics, "apps": {"blue": "Bad Name"}}, **cloud.options())
+
+
+def test_a_gateway_still_updating_holds_its_route_as_pending() -> None:
+    cloud, monitor = azure(gateway_state="Updating")
+    route = monitor.live_route()
+    assert dict(route.weights) == {"blue": 100, "green": 0}
+    assert route.pending == "gateway prod-agw is Updating, not Succeeded yet"
+    cloud.gateway_state = "Succeeded"
+    assert monitor.live_route().pending is None
+
+
+def test_health_that_cannot_be_read_is_a_clear_error() -> None:
+    class Forbidden(AzureCloud):
+        def list_replicas(self, *args: Any) -> Any:
+            raise HttpResponseError(message="AuthorizationFailed")
+
+    cloud = Forbidden()
+    with pytest.raises(MetricsSourceError, match="reading the health of blue failed: AuthorizationFailed"):
+        metrics_source_for(cloud.metrics, **cloud.options()).health("blue")

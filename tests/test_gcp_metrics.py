@@ -14,11 +14,12 @@ from unittest import mock
 import pytest
 from google.api import metric_pb2, monitored_resource_pb2
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import compute_v1, monitoring_v3
+from google.cloud import compute_v1, monitoring_v3, run_v2
 from test_gcp_component import EXPECTED_METRICS, gcp_stack
 
 from scripts.metrics import MetricsSourceError, metrics_source_for
 from scripts.metrics.cloud_monitoring import BACKEND_LATENCIES, REQUEST_COUNT, CloudMonitoringSource
+from tests.pipeline.fake_clouds import GcpCloud
 
 # What the GCP component exports (asserted there), so both sides agree on the shape.
 OUTPUTS = EXPECTED_METRICS
@@ -224,3 +225,109 @@ def test_a_url_map_that_cannot_be_read_is_a_clear_error() -> None:
 
     with pytest.raises(MetricsSourceError, match=r"reading URL map .* failed: 403 compute\.urlMaps\.get denied"):
         metrics_source_for(OUTPUTS, client=mock.Mock(), url_maps=Refusing()).live_route()
+
+
+# -- health: the platform's own view of a colour ------------------------------------------------
+
+
+class Backends:
+    """``compute_v1.BackendServicesClient``: ``get`` and ``getHealth`` with the library's own types."""
+
+    def __init__(self, groups: list[str], health: list[compute_v1.HealthStatus] | None = None) -> None:
+        self.groups, self.health, self.asked = groups, health or [], []
+
+    def get(self, *, project: str, backend_service: str) -> compute_v1.BackendService:
+        return compute_v1.BackendService(
+            name=backend_service, backends=[compute_v1.Backend(group=g) for g in self.groups]
+        )
+
+    def get_health(
+        self,
+        *,
+        project: str,
+        backend_service: str,
+        resource_group_reference_resource: compute_v1.ResourceGroupReference,
+    ) -> compute_v1.BackendServiceGroupHealth:
+        self.asked.append(resource_group_reference_resource.group)
+        return compute_v1.BackendServiceGroupHealth(health_status=self.health)
+
+
+def gcp_cloud(**changes: object) -> tuple[GcpCloud, dict]:
+    cloud = GcpCloud()
+    for key, value in changes.items():
+        setattr(cloud, key, value)
+    return cloud, cloud.options()
+
+
+def test_a_ready_cloud_run_service_behind_its_serverless_neg_is_healthy() -> None:
+    cloud, options = gcp_cloud()
+    health = metrics_source_for(cloud.metrics, **options).health("green")
+    assert (health.healthy, health.total, health.ok) == (1, 1, True)
+    assert "Cloud Run prod-bluegreen-green-run-a1b2c3d: revision" in health.detail
+    assert "ready with 100% of its traffic, at least 2 instance(s)" in health.detail
+
+
+def test_a_cloud_run_service_that_failed_its_probes_is_unhealthy() -> None:
+    cloud, options = gcp_cloud()
+    cloud.healthy["green"] = False
+    health = metrics_source_for(cloud.metrics, **options).health("green")
+    assert (health.healthy, health.total, health.ok) == (0, 1, False)
+    assert "Ready is CONDITION_FAILED: The user-provided container failed" in health.detail
+    assert "ContainerHealthy is CONDITION_FAILED" in health.detail
+
+
+class Services:
+    """``run_v2.ServicesClient.get_service`` answering one fixed ``Service``."""
+
+    def __init__(self, service: run_v2.Service) -> None:
+        self.service = service
+
+    def get_service(self, *, name: str) -> run_v2.Service:
+        return self.service
+
+
+def test_a_newest_revision_that_is_not_ready_or_a_rollout_in_progress_is_unhealthy() -> None:
+    """Cloud Run keeps serving the last ready revision: the release's version is not what serves."""
+    cloud, options = gcp_cloud()
+    base = run_v2.ServicesClient.service_path("shop-prod-1234", "europe-west1", cloud.run_service("green"))
+    service = run_v2.Service(
+        terminal_condition=run_v2.Condition(type_="Ready", state=run_v2.Condition.State.CONDITION_SUCCEEDED),
+        latest_ready_revision=f"{base}/revisions/s-00001",
+        latest_created_revision=f"{base}/revisions/s-00002",
+        reconciling=True,
+    )
+    source = metrics_source_for(cloud.metrics, **{**options, "run_services": Services(service)})
+    health = source.health("green")
+    assert not health.ok
+    assert "still rolling out (reconciling)" in health.detail
+    assert "its newest revision s-00002 is not ready (s-00001 still serves)" in health.detail
+
+
+def test_backends_that_report_health_count_their_endpoints() -> None:
+    """Only non-serverless backends are asked ``getHealth``; each endpoint is a target."""
+    cloud, options = gcp_cloud()
+    group = "https://www.googleapis.com/compute/v1/projects/shop-prod-1234/zones/europe-west1-b/instanceGroups/web"
+    backends = Backends(
+        [group],
+        [
+            compute_v1.HealthStatus(health_state="HEALTHY", ip_address="10.0.0.2"),
+            compute_v1.HealthStatus(health_state="HEALTHY", ip_address="10.0.0.3"),
+            compute_v1.HealthStatus(health_state="UNHEALTHY", ip_address="10.0.0.4"),
+        ],
+    )
+    health = metrics_source_for(cloud.metrics, **{**options, "backends": backends}).health("blue")
+    assert (health.healthy, health.total) == (2, 3) and "web 10.0.0.4: UNHEALTHY" in health.detail
+    assert backends.asked == [group]
+    assert not metrics_source_for(cloud.metrics, **{**options, "backends": Backends([group])}).health("blue").ok
+
+
+def test_health_that_cannot_be_read_is_a_clear_error() -> None:
+    from google.api_core.exceptions import PermissionDenied
+
+    class Refusing(Backends):
+        def get(self, **_: str) -> compute_v1.BackendService:
+            raise PermissionDenied("compute.backendServices.get denied")
+
+    cloud, options = gcp_cloud()
+    with pytest.raises(MetricsSourceError, match="health of backend service prod-bluegreen-blue-backend-a1b2c3d"):
+        metrics_source_for(cloud.metrics, **{**options, "backends": Refusing([])}).health("blue")

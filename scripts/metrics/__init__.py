@@ -8,6 +8,8 @@ and touches nothing else, the way Argo Rollouts keeps its metric providers apart
 
 from __future__ import annotations
 
+import functools
+import pkgutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,18 +75,30 @@ class LiveRoute:
 
     ``weights``: colour -> percent of production traffic. ``served_by_header``: a response
     header the load balancer adds naming the colour that served (HAProxy here); None where
-    the load balancer adds none, and the read-back alone is the evidence.
+    the load balancer adds none, and the read-back alone is the evidence. ``pending``: why
+    the load balancer holds the route but does not serve it yet (an Application Gateway
+    still ``Updating``), None when it says it has applied it.
     """
 
     weights: Mapping[str, int]
     detail: str
     served_by_header: str | None = None
+    pending: str | None = None
 
 
 class RouteSource(Protocol):
-    """Sources that can read the load balancer's live route back implement this."""
+    """Sources that can read the load balancer's live route back implement this.
+
+    ``verify_timeout_s``: how long a route change may take to show, from the provider's
+    documented propagation (each source module says where that figure comes from).
+    """
+
+    verify_timeout_s: float
 
     def live_route(self) -> LiveRoute: ...
+
+
+DEFAULT_VERIFY_TIMEOUT_S = 60.0  # a source that states no propagation time of its own
 
 
 def route_from_weights(
@@ -119,6 +133,24 @@ def require_fields(metrics: Mapping[str, Any], source: str, fields: tuple[str, .
         value = metrics.get(per_color)
         if not isinstance(value, Mapping) or set(value) != {"blue", "green"}:
             raise MetricsSourceError(f"stack output metrics.{per_color} = {value!r} must map blue and green")
+
+
+@functools.cache
+def monitor_defaults(cloud: str) -> Mapping[str, Any]:
+    """The ``monitor`` defaults the cloud's metrics source asks for, from its data's resolution and lag.
+
+    Each source module may name its ``CLOUD`` and ``MONITOR_DEFAULTS``; a stack's own
+    ``monitor`` values always win. A cloud whose source states none keeps the defaults of
+    ``components/config.py``.
+    """
+    for info in pkgutil.iter_modules(__path__):
+        try:
+            module = import_optional(f"{__name__}.{info.name}")
+        except ImportError:
+            continue  # another cloud's SDK is not installed here: not this cloud's source
+        if module is not None and getattr(module, "CLOUD", None) == cloud:
+            return dict(getattr(module, "MONITOR_DEFAULTS", {}))
+    return {}
 
 
 def metrics_source_for(metrics: Mapping[str, Any], **options: Any) -> MetricsSource:

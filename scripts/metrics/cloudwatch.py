@@ -6,13 +6,22 @@ ALB metrics have one-minute resolution, so a window is widened to whole minutes.
 CloudWatch publishes a count metric only for minutes in which it was non-zero: once
 ``RequestCount`` has data, a missing 5xx count means zero errors, but a missing
 ``RequestCount`` means no data at all (``None``), never zero traffic.
+
+Errors per colour: ``HTTPCode_Target_5XX_Count`` (the app's own 5xx) and
+``TargetConnectionErrorCount`` (connections the ALB could not open to a target, each one
+a 502 to the client) per target group. The ALB's own 5xx (``HTTPCode_ELB_5XX_Count``:
+502/503/504 from a dead or slow colour) has no ``TargetGroup`` dimension, only
+``LoadBalancer`` (and ``AvailabilityZone``), so queried per target group it returns
+nothing; it is read at load-balancer level and counted for a colour only while the prod
+listener sends that colour all traffic (see :meth:`CloudWatchSource.sample`). Source:
+https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-cloudwatch-metrics.html
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scripts.metrics import (
@@ -26,16 +35,33 @@ from scripts.metrics import (
 
 NAMESPACE = "AWS/ApplicationELB"
 PERIOD_S = 60
+# Per target group (dimensions TargetGroup + LoadBalancer).
 COUNT_METRICS = {
     "requests": "RequestCount",
     "target_5xx": "HTTPCode_Target_5XX_Count",
-    "elb_5xx": "HTTPCode_ELB_5XX_Count",
+    "connection_errors": "TargetConnectionErrorCount",
 }
+# Per load balancer only: CloudWatch has no TargetGroup dimension for it.
+ELB_5XX_METRIC = "HTTPCode_ELB_5XX_Count"
+ELB_5XX_ID = "elb_5xx"
 LATENCY_METRIC = "TargetResponseTime"
+# The prod listener's forward weights read back right after ``pulumi up`` (ModifyListener
+# has returned); the ALB's nodes pick a rule change up within a short time ("Rule updates
+# do not take effect immediately, so requests could be routed using the previous rule
+# configuration for a short time": https://docs.aws.amazon.com/elasticloadbalancing/latest/
+# application/edit-rule.html). A minute covers the read-back and API retries with room.
+VERIFY_TIMEOUT_S = 60.0
+CLOUD = "aws"
+# ALB metrics come per minute ("measures and sends its metrics in 60-second intervals", the
+# CloudWatch metrics page above) and a minute or more late: a window of two whole minutes
+# holds the last published one, and the bake sees a few of them.
+MONITOR_DEFAULTS = {"window_s": 120, "bake_s": 300}
 
 
 class CloudWatchSource:
     """Reads one colour's target group: request count, 5xx (target + load balancer), p99."""
+
+    verify_timeout_s = VERIFY_TIMEOUT_S
 
     def __init__(
         self,
@@ -102,32 +128,74 @@ class CloudWatchSource:
         ]
 
     def sample(self, color: str, start: datetime, end: datetime) -> MetricsSample:
+        """Requests and errors of ``color``'s target group over whole minutes ending at ``end``.
+
+        Errors are the target's 5xx plus the 502s of failed target connections; while the
+        prod listener sends ``color`` all traffic, the load balancer's own 5xx too (the
+        larger of those and the connection errors, since each failed connection is also
+        an ELB 502). During a split (a gradual step, or the instant of a flip) the ALB's
+        5xx cannot be attributed: CloudWatch counts them per load balancer, and both
+        colours' failures land in the same number, so only the per-target-group counts are
+        used. Minutes that began before ``start`` (the switch: the monitor never looks
+        earlier) are left out of the load-balancer count, as they may hold the other
+        colour's errors. Preview-listener 5xx land in that count too; smoke tests run
+        before the switch, so a bake rarely sees any.
+        """
         dimensions = self._dimensions(color)
         period = max(PERIOD_S, math.ceil((end - start).total_seconds() / PERIOD_S) * PERIOD_S)
         query_start = end - timedelta(seconds=period)
-        response = self.client.get_metric_data(
-            MetricDataQueries=[
-                {
-                    "Id": key,
-                    "MetricStat": {
-                        "Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dimensions},
-                        "Period": period,
-                        "Stat": "Sum",
+        queries = [
+            {
+                "Id": key,
+                "MetricStat": {
+                    "Metric": {"Namespace": NAMESPACE, "MetricName": name, "Dimensions": dimensions},
+                    "Period": period,
+                    "Stat": "Sum",
+                },
+                "ReturnData": True,
+            }
+            for key, name in COUNT_METRICS.items()
+        ]
+        queries.append(
+            {
+                "Id": ELB_5XX_ID,
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": NAMESPACE,
+                        "MetricName": ELB_5XX_METRIC,
+                        "Dimensions": [{"Name": "LoadBalancer", "Value": self.load_balancer}],
                     },
-                    "ReturnData": True,
-                }
-                for key, name in COUNT_METRICS.items()
-            ],
-            StartTime=query_start,
-            EndTime=end,
+                    "Period": PERIOD_S,
+                    "Stat": "Sum",
+                },
+                "ReturnData": True,
+            }
         )
+        response = self.client.get_metric_data(MetricDataQueries=queries, StartTime=query_start, EndTime=end)
         sums: dict[str, float | None] = dict.fromkeys(COUNT_METRICS)
+        elb_5xx: float | None = None
         for result in response.get("MetricDataResults", []):
-            values = [v for v in result.get("Values", []) if v is not None]
-            if values:
-                sums[result["Id"]] = float(sum(values))
+            points = [
+                (at, v)
+                for at, v in zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
+                if v is not None
+            ]
+            if result["Id"] == ELB_5XX_ID:
+                # Whole minutes after the window began only: an earlier one straddles the switch.
+                after = [v for at, v in points if _aware(at) >= _aware(start)]
+                elb_5xx = float(sum(after)) if after else None
+            elif points:
+                sums[result["Id"]] = float(sum(v for _at, v in points))
         requests = sums["requests"]
-        errors = None if requests is None else int((sums["target_5xx"] or 0) + (sums["elb_5xx"] or 0))
+        target_errors = (sums["target_5xx"] or 0) + (sums["connection_errors"] or 0)
+        if elb_5xx and self.sole_color() == color:
+            # Each failed target connection is an ELB 502 as well: count the larger, not both.
+            target_errors = (sums["target_5xx"] or 0) + max(sums["connection_errors"] or 0, elb_5xx)
+            if requests is None:
+                # No request reached the target group, yet the ALB answered 5xx on its behalf
+                # (no registered or healthy target): every one of those requests failed.
+                requests = elb_5xx
+        errors = None if requests is None else int(min(target_errors, requests))
         return MetricsSample(
             color=color,
             start=query_start,
@@ -136,6 +204,18 @@ class CloudWatchSource:
             errors=errors,
             p99_ms=self._p99_ms(dimensions, query_start, end, period),
         )
+
+    def sole_color(self) -> str | None:
+        """The colour the prod listener sends all traffic to now; None during a split or unknown."""
+        if self.listen_port is None or self.elbv2 is None:
+            return None
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            route = self.live_route()
+        except (MetricsSourceError, BotoCoreError, ClientError):
+            return None
+        return next((color for color, share in route.weights.items() if share == 100), None)
 
     def _p99_ms(self, dimensions: list[dict[str, str]], start: datetime, end: datetime, period: int) -> float | None:
         """Worst per-period p99 of ``TargetResponseTime`` (seconds) in milliseconds, or None."""
@@ -154,6 +234,11 @@ class CloudWatchSource:
             if "p99" in point.get("ExtendedStatistics", {})
         ]
         return max(values) * 1000.0 if values else None
+
+
+def _aware(at: datetime) -> datetime:
+    """CloudWatch timestamps come timezone-aware; a naive one is UTC."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def from_outputs(metrics: Mapping[str, Any], client: Any = None, **_: Any) -> CloudWatchSource:

@@ -75,6 +75,10 @@ class Target(Protocol):
         """The production route read back from the load balancer; TargetError when it cannot be read."""
         ...
 
+    def verify_timeout_s(self) -> float:
+        """How long a route change may take to show at the load balancer (its documented propagation)."""
+        ...
+
     def migrate(self, progress: Progress) -> str:
         """Apply pending migrations the running colours allow; a one-line summary."""
         ...

@@ -61,6 +61,9 @@ def routing_only(previous: StackConfig, wanted: StackConfig, changes: Mapping[st
     )
 
 
+LOCAL_VERIFY_TIMEOUT_S = 30.0
+
+
 class LocalTarget:
     path = "the local runtime (no Pulumi CLI)"
 
@@ -137,6 +140,10 @@ class LocalTarget:
         weights = routing.weights()
         shares = ", ".join(f"{color} {weights[color]}%" for color in sorted(weights))
         return LiveRoute(weights, f"HAProxy runtime map: prod {shares}", SERVED_BY_HEADER)
+
+    def verify_timeout_s(self) -> float:
+        """``set map`` takes effect on HAProxy's next request (DESIGN.md); the wait covers a reload."""
+        return LOCAL_VERIFY_TIMEOUT_S
 
     def migrate(self, progress: Progress) -> str:
         """Pending migrations for the versions the colours run now (a contract waits for both)."""

@@ -92,6 +92,9 @@ class LocalEngineTarget(PulumiStackTarget):
     def live_route(self) -> LiveRoute:
         return self.machine.live_route()
 
+    def verify_timeout_s(self) -> float:
+        return self.machine.verify_timeout_s()
+
     def migrate(self, progress: Progress) -> str:
         return self.machine.migrate(progress)
 

@@ -23,6 +23,7 @@ from components.config import NAMESPACE, NO_MIGRATIONS, StackConfig
 from components.migration_runner import apply_migrations
 from scripts.engine import engine_env, pulumi_bin_dir
 from scripts.metrics import (
+    DEFAULT_VERIFY_TIMEOUT_S,
     ColorHealth,
     HealthSource,
     LiveRoute,
@@ -30,6 +31,7 @@ from scripts.metrics import (
     MetricsSourceError,
     RouteSource,
     metrics_source_for,
+    monitor_defaults,
 )
 from scripts.targets import Progress, SharedDatabase, TargetError
 
@@ -67,6 +69,20 @@ def config_paths(key: str, value: Any) -> dict[str, str]:
     if isinstance(value, list | tuple | Mapping):
         return {key: json.dumps(list(value) if isinstance(value, tuple) else value)}
     return {key: config_text(value)}
+
+
+def with_cloud_monitor_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``raw`` with the cloud's own ``monitor`` defaults under the keys the stack does not set.
+
+    Cloud metrics arrive per minute and minutes late (``monitor_defaults``: CloudWatch,
+    Cloud Monitoring, Log Analytics), so the generic 60 s window and 120 s bake would judge
+    windows that cannot hold data yet. Never written to the stack file.
+    """
+    cloud, monitor = raw.get("cloud"), raw.get("monitor")
+    defaults = monitor_defaults(cloud) if isinstance(cloud, str) else {}
+    if not defaults or not (monitor is None or isinstance(monitor, Mapping)):
+        return dict(raw)
+    return {**raw, "monitor": {**defaults, **(monitor or {})}}
 
 
 def pulumi_command_default() -> auto.PulumiCommand | None:
@@ -139,7 +155,7 @@ class PulumiStackTarget:
         return {k[len(prefix) :]: v for k, v in own.items() if isinstance(k, str) and k.startswith(prefix)}
 
     def config(self) -> StackConfig:
-        return StackConfig.parse(self._raw_config(), self.stack)
+        return StackConfig.parse(with_cloud_monitor_defaults(self._raw_config()), self.stack)
 
     def _up(self, say: Progress) -> auto.UpResult:
         return self._stack.up(
@@ -238,6 +254,14 @@ class PulumiStackTarget:
             return reader.live_route()
         except MetricsSourceError as exc:
             raise TargetError(f"cannot read the live route back: {exc}") from exc
+
+    def verify_timeout_s(self) -> float:
+        """The cloud's propagation time, as its metrics source states it (``verify_timeout_s``)."""
+        try:
+            source = self.metrics()
+        except MetricsSourceError:
+            return DEFAULT_VERIFY_TIMEOUT_S
+        return float(getattr(source, "verify_timeout_s", DEFAULT_VERIFY_TIMEOUT_S))
 
     def shared_database(self, live: str) -> SharedDatabase | None:
         """Cloud databases are private: reachable only where ``BLUEGREEN_DATABASE_URL`` points at one."""

@@ -2,13 +2,15 @@
 
 It subclasses ``PulumiCommand`` without running a binary and answers the commands
 ``pulumi.automation`` issues (read from pulumi/automation/_stack.py and
-_local_workspace.py). ``fail_up`` makes the next ``up`` calls exit non-zero.
+_local_workspace.py). ``fail_up`` makes the next ``up`` calls exit non-zero; ``on_up`` is
+told the config of every ``up`` that succeeds (what a fake cloud then does); mappings and
+lists in ``config`` are written to the stack file structured, as ``config set --path`` does.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +24,21 @@ HISTORY_TIME = "2026-01-01T12:00:00.000Z"
 
 class FakePulumiCommand(PulumiCommand):
     def __init__(
-        self, config: Mapping[str, Any], metrics: Mapping[str, Any] | None = None, stack_file: Path | None = None
+        self,
+        config: Mapping[str, Any],
+        metrics: Mapping[str, Any] | None = None,
+        stack_file: Path | None = None,
+        urls: tuple[str, str] = ("https://app.example.com", "https://app.example.com:8443"),
+        on_up: Callable[[dict[str, str]], None] | None = None,
     ) -> None:
         self.command = "pulumi"
         self.version = semver.VersionInfo.parse("3.272.0")
-        self.config: dict[str, dict[str, Any]] = {k: {"value": str(v), "secret": False} for k, v in config.items()}
+        self.structured = {k: v for k, v in config.items() if isinstance(v, Mapping | list)}
+        self.config: dict[str, dict[str, Any]] = {
+            k: {"value": json.dumps(v) if k in self.structured else str(v), "secret": False} for k, v in config.items()
+        }
+        self.urls = urls
+        self.on_up = on_up
         # Like the CLI, config changes are written to the stack file (the target reads it back).
         self.stack_file = stack_file
         self._save()
@@ -37,7 +49,7 @@ class FakePulumiCommand(PulumiCommand):
 
     def _save(self) -> None:
         if self.stack_file is not None:
-            doc = {"config": {k: v["value"] for k, v in self.config.items()}}
+            doc = {"config": {k: self.structured.get(k, v["value"]) for k, v in self.config.items()}}
             self.stack_file.write_text(yaml.safe_dump(doc))
 
     def _outputs(self) -> dict[str, Any]:
@@ -47,8 +59,8 @@ class FakePulumiCommand(PulumiCommand):
         return {
             "live_color": live,
             "idle_color": "green" if live == "blue" else "blue",
-            "live_url": "https://app.example.com",
-            "preview_url": "https://app.example.com:8443",
+            "live_url": self.urls[0],
+            "preview_url": self.urls[1],
             "blue_version": applied.get("blue_version", "1.0.0"),
             "green_version": applied.get("green_version", "1.0.0"),
             "metrics": self.metrics,
@@ -97,6 +109,8 @@ class FakePulumiCommand(PulumiCommand):
                 self.fail_up -= 1
                 return CommandResult("", "error: update failed: listener rule conflict", 255)
             self.applied.append({k.split(":", 1)[1]: v["value"] for k, v in self.config.items()})
+            if self.on_up is not None:
+                self.on_up(self.applied[-1])
             return CommandResult("Resources: 1 updated\n", "", 0)
         if args[:2] == ["stack", "output"]:
             return CommandResult(json.dumps(self._outputs()), "", 0)

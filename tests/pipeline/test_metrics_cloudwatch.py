@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -17,18 +18,14 @@ TGS = {"blue": "targetgroup/bluegreen-blue/73e2d6bc24d8a067", "green": "targetgr
 OUTPUTS = {"source": "cloudwatch", "region": REGION, "load_balancer": LB, "target_groups": TGS}
 
 
-def put(client, color: str, name: str, value: float, at: datetime) -> None:
+def put(client, color: str | None, name: str, value: float, at: datetime, load_balancer: str = LB) -> None:
+    """A datapoint per target group (``color``) or, with ``color`` None, per load balancer only."""
+    dimensions = [{"Name": "LoadBalancer", "Value": load_balancer}]
+    if color is not None:
+        dimensions.insert(0, {"Name": "TargetGroup", "Value": TGS[color]})
     client.put_metric_data(
         Namespace="AWS/ApplicationELB",
-        MetricData=[
-            {
-                "MetricName": name,
-                "Dimensions": [{"Name": "TargetGroup", "Value": TGS[color]}, {"Name": "LoadBalancer", "Value": LB}],
-                "Timestamp": at,
-                "Value": value,
-                "Unit": "Count",
-            }
-        ],
+        MetricData=[{"MetricName": name, "Dimensions": dimensions, "Timestamp": at, "Value": value, "Unit": "Count"}],
     )
 
 
@@ -43,7 +40,7 @@ def test_counts_are_read_back_per_target_group(cloudwatch) -> None:
     at = end - timedelta(seconds=30)
     put(cloudwatch, "blue", "RequestCount", 1000, at)
     put(cloudwatch, "blue", "HTTPCode_Target_5XX_Count", 3, at)
-    put(cloudwatch, "blue", "HTTPCode_ELB_5XX_Count", 2, at)
+    put(cloudwatch, "blue", "TargetConnectionErrorCount", 2, at)
     put(cloudwatch, "green", "RequestCount", 400, at)
     put(cloudwatch, "green", "HTTPCode_Target_5XX_Count", 40, at)
 
@@ -51,11 +48,97 @@ def test_counts_are_read_back_per_target_group(cloudwatch) -> None:
     blue = source.sample("blue", end - timedelta(seconds=60), end)
     green = source.sample("green", end - timedelta(seconds=60), end)
 
+    # A failed target connection is a 502 the ALB made: it counts against the colour.
     assert (blue.requests, blue.errors) == (1000, 5)
     assert blue.error_rate == pytest.approx(0.005)
-    # green had no ELB 5xx datapoint: CloudWatch omits zero counts, so only target 5xx count
+    # green had no connection errors: CloudWatch omits zero counts, so only target 5xx count
     assert (green.requests, green.errors) == (400, 40)
     assert green.error_rate == pytest.approx(0.1)
+
+
+def alb(weights: dict[str, int]) -> tuple[dict, Callable[[int, int], None]]:
+    """An ALB, two target groups and a prod listener on :80 in moto; the metrics output and a re-weigher."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    elbv2 = boto3.client("elbv2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{z}")["Subnet"]["SubnetId"]
+        for i, z in ((1, "a"), (2, "b"))
+    ]
+    lb = elbv2.create_load_balancer(Name="bluegreen-alb", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+    groups = {
+        color: elbv2.create_target_group(Name=color, Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip")[
+            "TargetGroups"
+        ][0]["TargetGroupArn"]
+        for color in ("blue", "green")
+    }
+
+    def forward(blue: int, green: int) -> list[dict]:
+        weighted = [
+            {"TargetGroupArn": groups["blue"], "Weight": blue},
+            {"TargetGroupArn": groups["green"], "Weight": green},
+        ]
+        return [{"Type": "forward", "ForwardConfig": {"TargetGroups": weighted}}]
+
+    prod = elbv2.create_listener(
+        LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=forward(weights["blue"], weights["green"])
+    )["Listeners"][0]["ListenerArn"]
+
+    def reweigh(blue: int, green: int) -> None:
+        elbv2.modify_listener(ListenerArn=prod, DefaultActions=forward(blue, green))
+
+    outputs = {
+        **OUTPUTS,
+        "load_balancer": lb.split(":loadbalancer/", 1)[1],
+        "target_groups": {c: arn.split(":", 5)[5] for c, arn in groups.items()},
+        "listen_port": 80,
+    }
+    return outputs, reweigh
+
+
+def test_load_balancer_5xx_count_for_the_colour_with_all_traffic_only(cloudwatch) -> None:
+    """HTTPCode_ELB_5XX_Count exists per load balancer only: attributed while one colour has it all."""
+    outputs, reweigh = alb({"blue": 0, "green": 100})
+    source = metrics_source_for(outputs)
+    tgs = outputs["target_groups"]
+    end = datetime.now(UTC).replace(microsecond=0)
+    at = end - timedelta(seconds=30)
+    for color, requests in (("blue", 0), ("green", 1000)):
+        if requests:
+            cloudwatch.put_metric_data(
+                Namespace="AWS/ApplicationELB",
+                MetricData=[
+                    {
+                        "MetricName": "RequestCount",
+                        "Dimensions": [
+                            {"Name": "TargetGroup", "Value": tgs[color]},
+                            {"Name": "LoadBalancer", "Value": outputs["load_balancer"]},
+                        ],
+                        "Timestamp": at,
+                        "Value": requests,
+                    }
+                ],
+            )
+    put(cloudwatch, None, "HTTPCode_ELB_5XX_Count", 60, at, outputs["load_balancer"])
+
+    green = source.sample("green", end - timedelta(seconds=60), end)
+    assert (green.requests, green.errors) == (1000, 60), "green has all prod traffic: the ALB's 504s are green's"
+    assert source.sample("blue", end - timedelta(seconds=60), end).errors is None  # no traffic, no data
+
+    # A minute that began before the window (the switch) may hold the other colour's errors.
+    assert source.sample("green", end - timedelta(seconds=30), end).errors == 0
+
+    reweigh(50, 50)  # a split: the load balancer's count cannot be told apart by colour
+    assert source.sample("green", end - timedelta(seconds=60), end).errors == 0
+
+
+def test_a_dead_colour_with_all_traffic_is_all_errors_not_no_data(cloudwatch) -> None:
+    """No request reached green's targets, but the ALB answered 503 for every one: that is a breach."""
+    outputs, _reweigh = alb({"blue": 0, "green": 100})
+    end = datetime.now(UTC).replace(microsecond=0)
+    put(cloudwatch, None, "HTTPCode_ELB_5XX_Count", 75, end - timedelta(seconds=20), outputs["load_balancer"])
+    sample = metrics_source_for(outputs).sample("green", end - timedelta(seconds=60), end)
+    assert (sample.requests, sample.errors) == (75, 75) and sample.error_rate == 1.0
 
 
 def test_missing_data_is_none_not_zero(cloudwatch) -> None:

@@ -132,3 +132,19 @@ def test_lists_and_mappings_are_set_as_paths_replacing_the_whole_key(project: Pa
         "k.on": "true",
     }
     assert config_paths("k", []) == {"k": "[]"} and config_text(3) == "3"
+
+
+@pytest.mark.parametrize("cloud, window_s, bake_s", [("aws", 120, 300), ("gcp", 300, 600), ("azure", 300, 600)])
+def test_each_cloud_sizes_the_monitor_for_its_metrics_lag(
+    project: Path, cloud: str, window_s: int, bake_s: int
+) -> None:
+    """Cloud metrics come per minute and minutes late: the cloud's window and bake unless the stack sets them."""
+    fake = FakePulumiCommand({**PROD, "bluegreen:cloud": cloud}, stack_file=project / "Pulumi.prod.yaml")
+    monitor = target(fake).config().monitor
+    assert (monitor.window_s, monitor.bake_s, monitor.interval_s) == (window_s, bake_s, 5.0)
+    own = FakePulumiCommand(
+        {**PROD, "bluegreen:cloud": cloud, "bluegreen:monitor": {"window_s": 90}},
+        stack_file=project / "Pulumi.prod.yaml",
+    )
+    assert (target(own).config().monitor.window_s, target(own).config().monitor.bake_s) == (90, bake_s)
+    assert "window_s" not in (project / "Pulumi.prod.yaml").read_text().replace("window_s: 90", ""), "never written"
