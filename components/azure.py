@@ -2,7 +2,8 @@
 
 The switch is the gateway's prod routing rule: it names the live colour's backend pool,
 and the preview rule (a second listener on ``preview_port``, limited to
-``preview_cidrs`` by the gateway subnet's NSG) names the idle one. Both rules live
+``preview_cidrs`` by the gateway subnet's NSG and, with ``preview_header``, to requests
+with the secret header by a WAF policy of its own) names the idle one. Both rules live
 inside the one ``ApplicationGateway`` resource (Azure models rules as sub-resources),
 so flipping ``live_color`` is an in-place update of that resource's
 ``requestRoutingRules`` and nothing else. The apps sit in an internal Container Apps
@@ -36,7 +37,13 @@ from pulumi_azure_native import (
 
 from components import flip_guard
 from components.config import COLORS, ConfigError, StackConfig, invalid
-from components.targets import contract_outputs
+from components.targets import (
+    PREVIEW_HEADER,
+    contract_outputs,
+    preview_header_outputs,
+    preview_token,
+    refuse_private_preview_cidrs,
+)
 
 SETTINGS_KEY = "bluegreen:azure"
 METRICS_SOURCE = "azure_monitor"
@@ -57,6 +64,10 @@ MIN_BACKUP_RETENTION_DAYS = 7
 # Container Apps consumption sizes: CPU in quarter cores, memory fixed at 2 GiB per core.
 CONSUMPTION_CPUS = tuple(q / 4 for q in range(1, 17))
 GATEWAY_SKUS = ("Standard_v2", "WAF_v2")
+WAF_MODES = ("Prevention", "Detection")
+# The managed rules of both WAF policies (the preview listener's adds its header rule to them).
+WAF_RULE_SET = {"rule_set_type": "OWASP", "rule_set_version": "3.2"}
+PREVIEW_WAF_RULE = "RequirePreviewHeader"
 WORKLOAD_PROFILE = "Consumption"
 DB_PASSWORD_SECRET = "db-password"
 ACCESS_LOG_CATEGORY = "ApplicationGatewayAccessLog"
@@ -81,12 +92,16 @@ class AzureSettings:
     # An existing resource group to deploy into; None creates ``<prefix>-rg``.
     resource_group: str | None = None
     vnet_cidr: str = "10.60.0.0/16"
-    gateway_sku: str = "Standard_v2"
+    # WAF_v2 by default: the preview header is a WAF custom rule (Standard_v2 has no WAF).
+    gateway_sku: str = "WAF_v2"
+    # The gateway-wide WAF policy's mode (WAF_v2); the preview listener's policy always prevents.
+    waf_mode: str = "Prevention"
     gateway_min_capacity: int = 1
     gateway_max_capacity: int = 10
     # Key Vault secret id of a PFX certificate: when set, both listeners speak HTTPS.
     certificate_secret_id: str | None = None
-    # Host name users reach the gateway by (a DNS record you own); default: the public IP's FQDN.
+    # Host name users reach the gateway by (a DNS record you own, pointed at the gateway); the
+    # certificate must cover it. Default, without a certificate: the public IP's FQDN.
     domain: str | None = None
     cpu: float = 0.5
     drain_timeout_s: int = 30
@@ -95,13 +110,8 @@ class AzureSettings:
 
     @classmethod
     def parse(cls, config: StackConfig, location: str | None) -> AzureSettings:
-        raw = dict(config.cloud_settings)
-        known = set(cls.__dataclass_fields__) - {"location"}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ConfigError(
-                f"{SETTINGS_KEY}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}"
-            )
+        """Validate ``bluegreen:azure`` and ``azure-native:location`` before any resource exists."""
+        cls._known_fields(config)
         if not location:
             raise ConfigError(
                 "azure-native:location is not set: the Azure region to deploy to, "
@@ -112,6 +122,22 @@ class AzureSettings:
                 f"azure-native:location = {location!r} is invalid: a region name such as westeurope or "
                 "eastus2 (lowercase, no spaces; see `az account list-locations -o table`)"
             )
+        return cls.settings_at(config, location)
+
+    @classmethod
+    def _known_fields(cls, config: StackConfig) -> None:
+        known = set(cls.__dataclass_fields__) - {"location"}
+        unknown = sorted(set(config.cloud_settings) - known)
+        if unknown:
+            raise ConfigError(
+                f"{SETTINGS_KEY}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}"
+            )
+
+    @classmethod
+    def settings_at(cls, config: StackConfig, location: str) -> AzureSettings:
+        """``bluegreen:azure`` validated (with the rest of the config it depends on) for ``location``."""
+        cls._known_fields(config)
+        raw = dict(config.cloud_settings)
         d = cls(location=location, name_prefix="x")
 
         default_prefix = re.sub(r"-+", "-", re.sub(r"[^a-z0-9]", "-", config.stack.lower())).strip("-")[:16]
@@ -152,6 +178,18 @@ class AzureSettings:
         gateway_sku = raw.get("gateway_sku", d.gateway_sku)
         if gateway_sku not in GATEWAY_SKUS:
             raise _fail("gateway_sku", gateway_sku, f"allowed: {', '.join(GATEWAY_SKUS)}")
+        waf_mode = raw.get("waf_mode", d.waf_mode)
+        if waf_mode not in WAF_MODES:
+            raise _fail("waf_mode", waf_mode, f"allowed: {', '.join(WAF_MODES)}")
+        if gateway_sku != "WAF_v2" and "waf_mode" in raw:
+            raise _fail("waf_mode", waf_mode, "only with gateway_sku WAF_v2")
+        if gateway_sku != "WAF_v2" and config.preview_header:
+            raise ConfigError(
+                f"{SETTINGS_KEY}.gateway_sku = {gateway_sku!r} cannot require the preview header "
+                "(bluegreen:preview_header, on by default): Application Gateway checks a request header only with "
+                "a WAF custom rule, which needs gateway_sku WAF_v2 (the default); or set bluegreen:preview_header "
+                "false and list your public egress addresses in bluegreen:preview_cidrs"
+            )
         min_capacity = _integer(raw, "gateway_min_capacity", d.gateway_min_capacity, 0, 125)
         max_capacity = _integer(raw, "gateway_max_capacity", d.gateway_max_capacity, 2, 125)
         if max_capacity < min_capacity:
@@ -187,6 +225,14 @@ class AzureSettings:
             or not re.fullmatch(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", domain)
         ):
             raise _fail("domain", domain, "a lowercase DNS name such as shop.example.com")
+        if certificate is not None and domain is None:
+            raise ConfigError(
+                f"{SETTINGS_KEY}.certificate_secret_id = {certificate!r} needs {SETTINGS_KEY}.domain: the "
+                "certificate names your domain, not the gateway's *.cloudapp.azure.com name, so HTTPS to that "
+                "name can never pass TLS verification (smoke checks and the switch's verification would fail); "
+                f"set {SETTINGS_KEY}.domain to the name the certificate covers (a DNS record pointed at the "
+                "gateway), or remove certificate_secret_id for plain HTTP on the gateway's name"
+            )
 
         cpu = raw.get("cpu", d.cpu)
         if isinstance(cpu, bool) or not isinstance(cpu, int | float | str):
@@ -221,6 +267,7 @@ class AzureSettings:
             resource_group=resource_group,
             vnet_cidr=str(vnet),
             gateway_sku=gateway_sku,
+            waf_mode=waf_mode,
             gateway_min_capacity=min_capacity,
             gateway_max_capacity=max_capacity,
             certificate_secret_id=certificate,
@@ -309,6 +356,8 @@ class AzureBlueGreen(pulumi.ComponentResource):
             self.resource_group_name = group.name
         self._common = {"resource_group_name": self.resource_group_name, "location": settings.location}
 
+        # The preview route's secret header (``preview_header``); None: the allow-list alone guards it.
+        self.preview_token = preview_token(name, self) if config.preview_header else None
         subnets = self._network(name, prefix)
         identity = managedidentity.UserAssignedIdentity(
             f"{name}-identity", resource_name_=f"{prefix}-identity", **self._common, opts=child
@@ -362,6 +411,8 @@ class AzureBlueGreen(pulumi.ComponentResource):
             "apps": {color: app.name for color, app in self.apps.items()},  # their replicas: the colour's health
         }
         self.outputs = contract_outputs(config, live_url, preview_url, metrics)
+        self.outputs["load_balancer_host"] = public_ip.dns_settings.apply(lambda d: d.fqdn if d else None)
+        self.outputs.update(preview_header_outputs(self.preview_token))
         self.outputs.update(flip_guard.deployed_shape(config))
         self.outputs["database_endpoint"] = pulumi.Output.secret(self.db_host)
         self.register_outputs(self.outputs)
@@ -386,10 +437,13 @@ class AzureBlueGreen(pulumi.ComponentResource):
                 _rule("allow-gateway-manager", 100, "GatewayManager", "65200-65535"),
                 _rule("allow-azure-load-balancer", 110, "AzureLoadBalancer", "*", protocol="*"),
                 _rule("allow-prod-listener", 200, "Internet", str(config.listen_port)),
+                # Without an allow-list the WAF's header rule is the preview route's guard.
                 {
                     **_rule("allow-preview-from-cidrs", 300, None, str(config.preview_port)),
                     "source_address_prefixes": list(config.preview_cidrs),
-                },
+                }
+                if config.preview_cidrs
+                else _rule("allow-preview-with-header", 300, "Internet", str(config.preview_port)),
                 _rule("deny-preview-from-others", 400, "*", str(config.preview_port), access="Deny"),
             ],
             **self._common,
@@ -417,8 +471,14 @@ class AzureBlueGreen(pulumi.ComponentResource):
         self.vnet = vnet
         return subnets
 
-    def _private_zone(self, name: str, zone_name: pulumi.Input[str]) -> privatedns.PrivateZone:
-        """A private DNS zone linked to the network, so names resolve to private addresses only."""
+    def _private_zone(
+        self, name: str, zone_name: pulumi.Input[str]
+    ) -> tuple[privatedns.PrivateZone, privatedns.VirtualNetworkLink]:
+        """A private DNS zone linked to the network, so names resolve to private addresses only.
+
+        Whatever resolves names in the zone must wait for the link too, not only the zone
+        (the Flexible Server refuses a zone without one: VnetNotLinkedToPrivateDnsZone).
+        """
         child = pulumi.ResourceOptions(parent=self)
         zone = privatedns.PrivateZone(
             f"{name}-zone",
@@ -427,7 +487,7 @@ class AzureBlueGreen(pulumi.ComponentResource):
             resource_group_name=self.resource_group_name,
             opts=child,
         )
-        privatedns.VirtualNetworkLink(
+        link = privatedns.VirtualNetworkLink(
             f"{name}-zone-link",
             private_zone_name=zone.name,
             virtual_network={"id": self.vnet.id},
@@ -436,7 +496,7 @@ class AzureBlueGreen(pulumi.ComponentResource):
             resource_group_name=self.resource_group_name,
             opts=child,
         )
-        return zone
+        return zone, link
 
     # -- secrets and database ------------------------------------------------------
 
@@ -515,7 +575,7 @@ class AzureBlueGreen(pulumi.ComponentResource):
         """
         config, settings = self._config, self._settings
         keep = not config.db.ephemeral
-        zone = self._private_zone(f"{name}-db", f"{prefix}.private.postgres.database.azure.com")
+        zone, link = self._private_zone(f"{name}-db", f"{prefix}.private.postgres.database.azure.com")
         server = dbforpostgresql.Server(
             f"{name}-db",
             server_name=pulumi.Output.concat(prefix, "-pg-", suffix),
@@ -538,11 +598,7 @@ class AzureBlueGreen(pulumi.ComponentResource):
             # The guardrail policies read this to let a review stack's database go unprotected.
             tags={"bluegreen-ephemeral": str(config.db.ephemeral).lower()},
             **self._common,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                protect=keep,
-                depends_on=[zone],
-            ),
+            opts=pulumi.ResourceOptions(parent=self, protect=keep, depends_on=[zone, link]),
         )
         if keep:
             authorization.ManagementLockByScope(
@@ -576,7 +632,7 @@ class AzureBlueGreen(pulumi.ComponentResource):
             **self._common,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        zone = self._private_zone(f"{name}-apps", environment.default_domain)
+        zone, link = self._private_zone(f"{name}-apps", environment.default_domain)
         privatedns.PrivateRecordSet(
             f"{name}-apps-wildcard",
             private_zone_name=zone.name,
@@ -587,7 +643,8 @@ class AzureBlueGreen(pulumi.ComponentResource):
             resource_group_name=self.resource_group_name,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self._apps_zone = zone
+        # The gateway resolves the apps' names through this zone: it waits for the zone and its link.
+        self._apps_dns: list[pulumi.Resource] = [zone, link]
         return environment
 
     def _container_app(
@@ -698,6 +755,14 @@ class AzureBlueGreen(pulumi.ComponentResource):
                 "identity": {"type": "UserAssigned", "user_assigned_identities": [identity.id]},
             }
         routes = {PROD_RULE: config.live_color, "preview": config.idle_color}
+        waf: dict[str, Any] = {}
+        listener_waf: dict[str, dict[str, Any]] = {listener: {} for listener in routes}
+        if settings.gateway_sku == "WAF_v2":
+            # Azure refuses a WAF_v2 gateway without a firewall policy.
+            waf = {"firewall_policy": {"id": self._waf_policy(name, prefix, "waf", settings.waf_mode).id}}
+            if self.preview_token is not None:
+                preview_waf = self._waf_policy(name, prefix, "preview-waf", "Prevention", self.preview_token)
+                listener_waf["preview"] = {"firewall_policy": {"id": preview_waf.id}}
         return network.ApplicationGateway(
             f"{name}-gateway",
             application_gateway_name=gateway_name,
@@ -753,6 +818,7 @@ class AzureBlueGreen(pulumi.ComponentResource):
                     "frontend_ip_configuration": ref("frontendIPConfigurations", "public"),
                     "frontend_port": ref("frontendPorts", listener),
                     **listener_extra,
+                    **listener_waf[listener],
                 }
                 for listener in routes
             ],
@@ -771,8 +837,61 @@ class AzureBlueGreen(pulumi.ComponentResource):
                 for index, (listener, color) in enumerate(routes.items())
             ],
             **tls,
+            **waf,
             **self._common,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.apps.values(), self._apps_zone]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.apps.values(), *self._apps_dns]),
+        )
+
+    def _waf_policy(
+        self, name: str, prefix: str, role: str, mode: str, token: pulumi.Output[str] | None = None
+    ) -> network.WebApplicationFirewallPolicy:
+        """A WAF policy: OWASP managed rules, and with ``token`` a rule that blocks requests without the header.
+
+        The preview header's value is scrubbed from the WAF's logs.
+        """
+        custom_rules = []
+        if token is not None:
+            custom_rules.append(
+                {
+                    "name": PREVIEW_WAF_RULE,
+                    "priority": 1,
+                    "rule_type": "MatchRule",
+                    "action": "Block",
+                    "state": "Enabled",
+                    "match_conditions": [
+                        {
+                            "match_variables": [{"variable_name": "RequestHeaders", "selector": PREVIEW_HEADER}],
+                            "operator": "Equal",
+                            # Azure's own spelling of the property.
+                            "negation_conditon": True,
+                            "match_values": [token],
+                        }
+                    ],
+                }
+            )
+        return network.WebApplicationFirewallPolicy(
+            f"{name}-{role}",
+            policy_name=f"{prefix}-{role}",
+            managed_rules={"managed_rule_sets": [WAF_RULE_SET]},
+            custom_rules=custom_rules or None,
+            policy_settings={
+                "state": "Enabled",
+                "mode": mode,
+                "request_body_check": True,
+                "log_scrubbing": {
+                    "state": "Enabled",
+                    "scrubbing_rules": [
+                        {
+                            "match_variable": "RequestHeaderNames",
+                            "selector_match_operator": "Equals",
+                            "selector": PREVIEW_HEADER,
+                            "state": "Enabled",
+                        }
+                    ],
+                },
+            },
+            **self._common,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
 
@@ -808,7 +927,14 @@ def _rule(
     return rule
 
 
+def validate(config: StackConfig) -> None:
+    """The ``bluegreen:azure`` checks the program makes, for the pipeline to make first (no provider config)."""
+    AzureSettings.settings_at(config, "validate")
+    refuse_private_preview_cidrs(config, "the Application Gateway's public IP")
+
+
 def build(name: str, config: StackConfig) -> AzureBlueGreen:
     """Validate the Azure settings, then build the component (nothing is registered on bad input)."""
     settings = AzureSettings.parse(config, pulumi.Config("azure-native").get("location"))
+    refuse_private_preview_cidrs(config, "the Application Gateway's public IP")
     return AzureBlueGreen(name, AzureBlueGreenArgs(config=config, settings=settings))

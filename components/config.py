@@ -120,7 +120,13 @@ class StackConfig:
     # How long a starting colour may take to answer health_path.
     startup_timeout_s: int = 30
     preview_port: int = 8443
-    preview_cidrs: tuple[str, ...] = ("10.0.0.0/8",)
+    # Public egress addresses that may reach the preview route; empty: any address, but then
+    # only with the secret header (clouds' frontends are public: a private range never matches).
+    preview_cidrs: tuple[str, ...] = ()
+    # Clouds: the preview route answers only requests that carry the stack's secret header
+    # (stack outputs preview_header_name / preview_header_value), so CI without a fixed address
+    # can smoke-test it. The local target binds 127.0.0.1 and needs none.
+    preview_header: bool = True
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     switch_steps: tuple[int, ...] = (100,)
     scale_down_delay_s: int = 300
@@ -369,7 +375,9 @@ class _Parser:
             raise self._fail(
                 "live_traffic_percent", live_traffic_percent, f"must be one of switch_steps {list(switch_steps)}"
             )
-        preview_cidrs = self.cidrs(LOCAL_PREVIEW_CIDRS if cloud == "local" else d.preview_cidrs, environment)
+        preview_header = self.boolean("preview_header", d.preview_header)
+        local_default = LOCAL_PREVIEW_CIDRS if cloud == "local" else None
+        preview_cidrs = self.cidrs(local_default, environment, preview_header)
         cloud_settings = self._structured(cloud, self.raw.get(cloud)) or {}
         if not isinstance(cloud_settings, dict):
             raise self._fail(cloud, cloud_settings, "expected an object of settings for that cloud")
@@ -398,6 +406,7 @@ class _Parser:
             startup_timeout_s=self.integer("startup_timeout_s", d.startup_timeout_s, 1, 3600, "1-3600 seconds"),
             preview_port=preview_port,
             preview_cidrs=preview_cidrs,
+            preview_header=preview_header,
             monitor=self.monitor(),
             switch_steps=switch_steps,
             scale_down_delay_s=self.integer("scale_down_delay_s", d.scale_down_delay_s, 0, 86400, "0-86400 seconds"),
@@ -419,16 +428,21 @@ class _Parser:
             raise self._fail("switch_steps", value, allowed)
         return steps
 
-    def cidrs(self, default: tuple[str, ...], environment: str) -> tuple[str, ...]:
-        """Unset or ``[]``: the target's ``default`` (the schema's default is ``[]``, so the engine's agrees)."""
+    def cidrs(self, local_default: tuple[str, ...] | None, environment: str, header: bool) -> tuple[str, ...]:
+        """Unset or ``[]``: locally ``local_default`` (127.0.0.1/32); on a cloud, none (the header guards)."""
         value = self._structured("preview_cidrs", self._get("preview_cidrs", []))
         if isinstance(value, str):
             value = [value]
-        if value == []:
-            value = list(default)
         if not isinstance(value, list):
+            raise self._fail("preview_cidrs", value, "a list of CIDR blocks such as 203.0.113.0/24 (or [])")
+        if value == [] and local_default is not None:
+            value = list(local_default)
+        if not value and not header:
             raise self._fail(
-                "preview_cidrs", value, "a list of CIDR blocks such as 10.0.0.0/8 (empty: the target's default)"
+                "preview_cidrs",
+                value,
+                f"with {NAMESPACE}:preview_header false the allow-list is the preview route's only guard, so it "
+                "must list who may reach it (public egress addresses); or keep preview_header true",
             )
         out = []
         for item in value:
@@ -440,7 +454,8 @@ class _Parser:
                 raise self._fail(
                     "preview_cidrs",
                     item,
-                    "the preview route is never open to the world in prod; list your office/VPN CIDRs",
+                    "the preview route is never open to the world in prod; list your public egress CIDRs, "
+                    f"or leave preview_cidrs empty and let {NAMESPACE}:preview_header guard it",
                 )
             out.append(str(network))
         return tuple(out)
@@ -560,6 +575,21 @@ class _Parser:
 
 
 URL_PATH = r"/[A-Za-z0-9_.~/\-]*"
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def domain_name(key: str, value: Any) -> str:
+    """A fully qualified host name (``shop.example.com``), lowercased; a ConfigError naming ``key`` otherwise."""
+    allowed = "a fully qualified domain name such as shop.example.com (no scheme, port, path or wildcard)"
+    if not isinstance(value, str):
+        raise invalid(key, value, allowed)
+    name = value.lower().rstrip(".")
+    labels = name.split(".")
+    if len(name) > 253 or len(labels) < 2 or labels[-1].isdigit() or not all(_DNS_LABEL.fullmatch(x) for x in labels):
+        raise invalid(key, value, allowed)
+    return name
+
+
 NO_MIGRATIONS = "no migrations: migrations_dir is empty (the app has none)"
 _ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)", re.DOTALL)
 

@@ -2,14 +2,15 @@
 
 Each colour is a Cloud Run service reached only through the load balancer, with a
 serverless NEG and two backend services: one for production traffic and one for the
-preview route, which carries a Cloud Armor policy that admits only ``preview_cidrs``
-(Cloud Armor attaches to backend services, so a separate preview backend keeps the
-allow-list off production traffic and keeps each colour's production metrics apart
-from smoke-test traffic). Two URL maps are the only resources that know
-``live_color``: the production one weights the colours' backend services
-(live 100 / idle 0, or a step of a gradual switch) and the preview one points at the
-idle colour. Flipping ``live_color`` therefore updates those two URL maps and nothing
-else. Both colours share one Cloud SQL for PostgreSQL instance on a private IP.
+preview route, which carries a Cloud Armor policy that admits only requests with the
+stack's secret preview header and/or from ``preview_cidrs`` (Cloud Armor attaches to
+backend services, so a separate preview backend keeps the guard off production traffic
+and keeps each colour's production metrics apart from smoke-test traffic). Two URL
+maps are the only resources that know ``live_color``: the production one weights the
+colours' backend services (live 100 / idle 0, or a step of a gradual switch) and the
+preview one points at the idle colour. Flipping ``live_color`` therefore updates those
+two URL maps and nothing else. Both colours share one Cloud SQL for PostgreSQL instance
+on a private IP.
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ from pulumi_gcp import (
 
 from components import flip_guard
 from components.config import COLORS, ConfigError, StackConfig, invalid
-from components.targets import contract_outputs
+from components.targets import (
+    PREVIEW_HEADER,
+    contract_outputs,
+    preview_header_outputs,
+    preview_token,
+    refuse_private_preview_cidrs,
+)
 
 COMPONENT_TYPE = "bluegreen:gcp:BlueGreen"
 SETTINGS_KEY = "bluegreen:gcp"
@@ -64,8 +71,16 @@ MAX_LOG_RETENTION_DAYS = 7
 # The load balancer metrics the alert policies watch (the monitor reads the same ones).
 REQUEST_COUNT = "loadbalancing.googleapis.com/https/request_count"
 BACKEND_LATENCIES = "loadbalancing.googleapis.com/https/backend_latencies"
-# Cloud Armor accepts at most 10 source ranges per rule.
+# Cloud Armor accepts at most 10 source ranges per basic rule, and 5 subexpressions per
+# expression: the header test and up to 4 ``inIpRange`` calls.
 CIDRS_PER_ARMOR_RULE = 10
+CIDRS_PER_HEADER_RULE = 4
+# Direct VPC egress takes about 2 addresses per instance, and both colours may run up to
+# max_instances; Google keeps 4 addresses of every subnet. Below a /26 it refuses the subnet.
+ADDRESSES_PER_INSTANCE = 2
+GCP_RESERVED_PER_SUBNET = 4
+MIN_DIRECT_VPC_PREFIX = 26
+DEFAULT_SUBNET_BASE = "10.10.0.0"
 ARMOR_DEFAULT_PRIORITY = 2147483647
 # Children append up to "-green-preview-backend" plus Pulumi's 8-character suffix; Cloud Run
 # names stop at 49 characters, most Compute names at 63, service account ids at 30.
@@ -92,8 +107,9 @@ class GcpSettings:
     # services access for Cloud SQL; without them the stack creates both and the peering.
     network: str | None = None
     subnetwork: str | None = None
-    # The subnetwork the stack creates for Cloud Run's direct VPC egress.
-    subnet_cidr: str = "10.10.0.0/24"
+    # The subnetwork the stack creates for Cloud Run's direct VPC egress; by default sized
+    # from max_instances (10.10.0.0/23 for the default 100).
+    subnet_cidr: str = "10.10.0.0/23"
     # Cloud Run's ceiling per colour; the floor is the colour's capacity.
     max_instances: int = 100
     enable_apis: bool = True
@@ -120,17 +136,10 @@ class GcpSettings:
                 isinstance(value, str) and (GCP_NAME.fullmatch(value) or RESOURCE_PATH.fullmatch(value))
             ):
                 raise _fail(key, value, f"a {key} name or a path like projects/P/.../{key}s/NAME")
-        subnet_cidr = str(raw.get("subnet_cidr", d.subnet_cidr))
-        try:
-            subnet = ipaddress.ip_network(subnet_cidr, strict=True)
-        except ValueError as exc:
-            raise _fail("subnet_cidr", subnet_cidr, f"not a CIDR block ({exc})") from None
-        # Cloud Run's direct VPC egress needs at least a /26.
-        if subnet.version != 4 or not subnet.is_private or subnet.prefixlen > 26:
-            raise _fail("subnet_cidr", subnet_cidr, "a private IPv4 block of /26 or larger, e.g. 10.10.0.0/24")
         max_instances = raw.get("max_instances", d.max_instances)
         if isinstance(max_instances, bool) or not str(max_instances).isdigit() or not 1 <= int(max_instances) <= 1000:
             raise _fail("max_instances", max_instances, "an integer in 1-1000")
+        subnet = _direct_vpc_subnet(raw.get("subnet_cidr"), int(max_instances))
         enable_apis = raw.get("enable_apis", d.enable_apis)
         if isinstance(enable_apis, str) and enable_apis.lower() in ("true", "false"):
             enable_apis = enable_apis.lower() == "true"
@@ -140,10 +149,42 @@ class GcpSettings:
             domain=domain,
             network=network,
             subnetwork=subnetwork,
-            subnet_cidr=str(subnet),
+            subnet_cidr=subnet,
             max_instances=int(max_instances),
             enable_apis=enable_apis,
         )
+
+
+def _direct_vpc_subnet(value: Any, max_instances: int) -> str:
+    """The created subnetwork: ``subnet_cidr`` if it holds both colours at ``max_instances``, else refused.
+
+    Unset, it is the smallest block at 10.10.0.0 that does (two colours at 100 instances
+    need 400 addresses: a /23, where a /24 would leave instances unable to start).
+    """
+    needed = ADDRESSES_PER_INSTANCE * len(COLORS) * max_instances
+    if value is None or value == "":
+        prefix = MIN_DIRECT_VPC_PREFIX
+        while 2 ** (32 - prefix) - GCP_RESERVED_PER_SUBNET < needed:
+            prefix -= 1
+        return f"{DEFAULT_SUBNET_BASE}/{prefix}"
+    try:
+        subnet = ipaddress.ip_network(str(value), strict=True)
+    except ValueError as exc:
+        raise _fail("subnet_cidr", value, f"not a CIDR block ({exc})") from None
+    shared = ipaddress.ip_network("100.64.0.0/10")
+    private = subnet.is_private or (subnet.version == 4 and subnet.subnet_of(shared))  # type: ignore[arg-type]
+    if subnet.version != 4 or not private or subnet.prefixlen > MIN_DIRECT_VPC_PREFIX:
+        raise _fail("subnet_cidr", value, "a private IPv4 block of /26 or larger, e.g. 10.10.0.0/23")
+    room = subnet.num_addresses - GCP_RESERVED_PER_SUBNET
+    if room < needed:
+        raise _fail(
+            "subnet_cidr",
+            value,
+            f"Cloud Run's direct VPC egress takes about {ADDRESSES_PER_INSTANCE} addresses per instance, and both "
+            f"colours may run bluegreen:gcp.max_instances ({max_instances}): {needed} addresses, but this "
+            f"block has {room}; give a larger block, or lower max_instances to {room // (ADDRESSES_PER_INSTANCE * 2)}",
+        )
+    return str(subnet)
 
 
 def _domain(value: Any) -> str:
@@ -221,6 +262,8 @@ class GcpBlueGreen(pulumi.ComponentResource):
         self.services: dict[str, cloudrunv2.Service] = {}
         self.backends: dict[str, compute.BackendService] = {}
         self.preview_backends: dict[str, compute.BackendService] = {}
+        # The preview route's secret header (``preview_header``); None: the allow-list alone guards it.
+        self.preview_token = preview_token(name, self) if self.config.preview_header else None
         armor = self._preview_armor_policy()
         for color in COLORS:
             self._colour(color, network_id, subnetwork_id, armor)
@@ -234,6 +277,8 @@ class GcpBlueGreen(pulumi.ComponentResource):
             "backend_services": {color: backend.name for color, backend in self.backends.items()},
         }
         self.outputs = contract_outputs(self.config, live_url, preview_url, metrics)
+        self.outputs["load_balancer_host"] = self.address.address
+        self.outputs.update(preview_header_outputs(self.preview_token))
         self.outputs.update(flip_guard.deployed_shape(self.config))
         # Private, and exported only as a secret (the contract: secret or not at all).
         self.outputs["database_endpoint"] = pulumi.Output.secret(self.database_ip)
@@ -268,11 +313,17 @@ class GcpBlueGreen(pulumi.ComponentResource):
             if "/" not in subnetwork_name:
                 subnetwork_name = f"projects/{self.project}/regions/{self.region}/subnetworks/{subnetwork_name}"
             return network_name, subnetwork_name, []
+        # A review stack must be destroyable. Cloud Run keeps a direct VPC subnet's addresses
+        # for 1-2 hours after its services are gone, so deleting the subnet (and with it the
+        # network and the peering range) fails on destroy: a review stack leaves those three
+        # behind (retain_on_delete; README: clean them up later, or give review stacks an
+        # existing network). A kept stack's are deleted with it.
+        review = self.config.db.ephemeral
         network = compute.Network(
             f"{self.name}-vpc",
             project=self.project,
             auto_create_subnetworks=False,
-            opts=self._opts(),
+            opts=self._opts(retain_on_delete=review),
         )
         subnetwork = compute.Subnetwork(
             f"{self.name}-subnet",
@@ -281,7 +332,7 @@ class GcpBlueGreen(pulumi.ComponentResource):
             network=network.id,
             ip_cidr_range=self.settings.subnet_cidr,
             private_ip_google_access=True,
-            opts=self._opts(),
+            opts=self._opts(retain_on_delete=review),
         )
         peering_range = compute.GlobalAddress(
             f"{self.name}-sql-range",
@@ -290,13 +341,18 @@ class GcpBlueGreen(pulumi.ComponentResource):
             purpose="VPC_PEERING",
             address_type="INTERNAL",
             prefix_length=16,
-            opts=self._opts(),
+            opts=self._opts(retain_on_delete=review),
         )
+        # Cloud SQL holds the connection for days after its instance is deleted, so deleting it
+        # fails ("Producer services ... are still using this connection"). A kept stack abandons
+        # it (never touching the peering a running database needs); a review stack's database is
+        # gone by then, so the peering is removed and the network can be deleted later.
         peering = servicenetworking.Connection(
             f"{self.name}-sql-peering",
             network=network.id,
             service="servicenetworking.googleapis.com",
             reserved_peering_ranges=[peering_range.name],
+            deletion_policy="REMOVE_PEERING" if review else "ABANDON",
             opts=self._opts(),
         )
         return network.id, subnetwork.id, [peering]
@@ -416,21 +472,42 @@ class GcpBlueGreen(pulumi.ComponentResource):
         return account
 
     def _preview_armor_policy(self) -> compute.SecurityPolicy:
-        """Admit only ``preview_cidrs`` to the preview backends; everything else gets 403."""
-        cidrs = list(self.config.preview_cidrs)
-        chunks = [cidrs[i : i + CIDRS_PER_ARMOR_RULE] for i in range(0, len(cidrs), CIDRS_PER_ARMOR_RULE)]
-        rules = [
-            compute.SecurityPolicyRuleArgs(
-                priority=1000 + index,
-                action="allow",
-                description="preview_cidrs may reach the idle colour",
-                match=compute.SecurityPolicyRuleMatchArgs(
-                    versioned_expr="SRC_IPS_V1",
-                    config=compute.SecurityPolicyRuleMatchConfigArgs(src_ip_ranges=chunk),
-                ),
-            )
-            for index, chunk in enumerate(chunks)
-        ]
+        """Admit the preview header and/or ``preview_cidrs`` to the preview backends; everyone else gets 403.
+
+        Allow rules only, then a deny for ``*``: a request without the header (or from another
+        address) matches no allow rule, whatever its rules evaluate to.
+        """
+        cidrs, token = list(self.config.preview_cidrs), self.preview_token
+        rules: list[compute.SecurityPolicyRuleArgs] = []
+        if token is None:
+            chunks = [cidrs[i : i + CIDRS_PER_ARMOR_RULE] for i in range(0, len(cidrs), CIDRS_PER_ARMOR_RULE)]
+            rules = [
+                compute.SecurityPolicyRuleArgs(
+                    priority=1000 + index,
+                    action="allow",
+                    description="preview_cidrs may reach the idle colour",
+                    match=compute.SecurityPolicyRuleMatchArgs(
+                        versioned_expr="SRC_IPS_V1",
+                        config=compute.SecurityPolicyRuleMatchConfigArgs(src_ip_ranges=chunk),
+                    ),
+                )
+                for index, chunk in enumerate(chunks)
+            ]
+        else:
+            chunks = [cidrs[i : i + CIDRS_PER_HEADER_RULE] for i in range(0, len(cidrs), CIDRS_PER_HEADER_RULE)]
+            for index, chunk in enumerate(chunks or [[]]):
+                rules.append(
+                    compute.SecurityPolicyRuleArgs(
+                        priority=1000 + index,
+                        action="allow",
+                        description="the preview header" + (" from preview_cidrs" if chunk else ""),
+                        match=compute.SecurityPolicyRuleMatchArgs(
+                            expr=compute.SecurityPolicyRuleMatchExprArgs(
+                                expression=token.apply(lambda value, c=chunk: _header_expression(value, c))
+                            )
+                        ),
+                    )
+                )
         rules.append(
             compute.SecurityPolicyRuleArgs(
                 priority=ARMOR_DEFAULT_PRIORITY,
@@ -442,10 +519,13 @@ class GcpBlueGreen(pulumi.ComponentResource):
                 ),
             )
         )
+        guard = " and ".join(
+            [*(["the preview header"] if token is not None else []), *(["preview_cidrs"] if cidrs else [])]
+        )
         return compute.SecurityPolicy(
             f"{self.name}-preview-armor",
             project=self.project,
-            description="bluegreen preview route: preview_cidrs only",
+            description=f"bluegreen preview route: {guard} only",
             rules=rules,
             opts=self._opts(),
         )
@@ -554,7 +634,7 @@ class GcpBlueGreen(pulumi.ComponentResource):
     def _load_balancer(self) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
         """One IP, two forwarding rules: ``listen_port`` to the weighted colours, ``preview_port`` to the idle one."""
         config = self.config
-        address = compute.GlobalAddress(f"{self.name}-ip", project=self.project, opts=self._opts())
+        address = self.address = compute.GlobalAddress(f"{self.name}-ip", project=self.project, opts=self._opts())
         # The routing: the only resources whose inputs follow live_color.
         self.url_map = compute.URLMap(
             f"{self.name}-urlmap",
@@ -727,10 +807,22 @@ def _url(scheme: str, host: pulumi.Input[str], port: int) -> pulumi.Output[str]:
     return pulumi.Output.concat(f"{scheme}://", host, suffix)
 
 
-def build(name: str, config: StackConfig) -> GcpBlueGreen:
-    """Validate everything GCP-specific, then build; a bad value registers nothing."""
-    settings = GcpSettings.parse(config.cloud_settings)
-    provider = GcpProvider.from_pulumi()
+def _header_expression(token: str, cidrs: list[str]) -> str:
+    """A Cloud Armor expression: the preview header carries ``token`` (and the client is in ``cidrs``)."""
+    header = f"request.headers['{PREVIEW_HEADER.lower()}'] == '{token}'"
+    if not cidrs:
+        return header
+    ranges = " || ".join(f"inIpRange(origin.ip, '{cidr}')" for cidr in cidrs)
+    return f"{header} && ({ranges})"
+
+
+def validate(config: StackConfig) -> None:
+    """Everything GCP-specific but the provider's config, for the pipeline to check first."""
+    _checked(config, GcpSettings.parse(config.cloud_settings))
+
+
+def _checked(config: StackConfig, settings: GcpSettings) -> GcpSettings:
+    """The rules that join ``bluegreen:gcp`` with the rest of the stack config."""
     if "." in config.db.engine_version:
         raise ConfigError(
             f"bluegreen:db.engine_version = {config.db.engine_version!r} is invalid on GCP: "
@@ -744,6 +836,15 @@ def build(name: str, config: StackConfig) -> GcpBlueGreen:
         )
     if settings.max_instances < config.capacity:
         raise _fail("max_instances", settings.max_instances, f"must be at least capacity ({config.capacity})")
+    refuse_private_preview_cidrs(config, "Google's front ends (Cloud Armor)")
+    return settings
+
+
+def build(name: str, config: StackConfig) -> GcpBlueGreen:
+    """Validate everything GCP-specific, then build; a bad value registers nothing."""
+    settings = GcpSettings.parse(config.cloud_settings)
+    provider = GcpProvider.from_pulumi()
+    _checked(config, settings)
     return GcpBlueGreen(
         gcp_name(name, MAX_COMPONENT_NAME), GcpBlueGreenArgs(config=config, settings=settings, provider=provider)
     )

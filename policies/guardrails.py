@@ -293,12 +293,77 @@ PREVIEW_ROUTES: dict[str, Callable[[PolicyResource, Sequence[PolicyResource]], s
     "gcp:compute/backendService:BackendService": _gcp_preview_backend,
 }
 
-PREVIEW_FIX = "limit it to bluegreen:preview_cidrs (never 0.0.0.0/0 or ::/0)"
+
+def _port_of(value: Any) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _aws_header_gate(resources: Sequence[PolicyResource], port: int) -> bool:
+    """The ALB's preview listener answers by itself (no forward) and a rule forwards on a header."""
+    listeners = [
+        r for r in resources if r.resource_type == "aws:lb/listener:Listener" and _port_of(r.props.get("port")) == port
+    ]
+    forwards = any(
+        str(action.get("type")) == "forward" or action.get("targetGroupArn")
+        for listener in listeners
+        for action in listener.props.get("defaultActions") or []
+    )
+    header_rules = [
+        r
+        for r in resources
+        if r.resource_type == "aws:lb/listenerRule:ListenerRule"
+        and any(dig(c, "httpHeader", "values") for c in r.props.get("conditions") or [])
+    ]
+    return bool(listeners) and not forwards and bool(header_rules)
+
+
+def _azure_header_gate(resources: Sequence[PolicyResource], port: int) -> bool:
+    """A WAF policy blocks requests without the header, and the gateway's preview listener carries one."""
+
+    def blocks_without_header(rule: Props) -> bool:
+        return str(rule.get("action")) == "Block" and any(
+            condition.get("negationConditon") is True
+            and condition.get("matchValues")
+            and any(v.get("variableName") == "RequestHeaders" for v in condition.get("matchVariables") or [])
+            for condition in rule.get("matchConditions") or []
+        )
+
+    gate = any(
+        r.resource_type == "azure-native:network:WebApplicationFirewallPolicy"
+        and any(blocks_without_header(rule) for rule in r.props.get("customRules") or [])
+        for r in resources
+    )
+    for gateway in resources:
+        if gateway.resource_type != "azure-native:network:ApplicationGateway":
+            continue
+        names = {p.get("name") for p in gateway.props.get("frontendPorts") or [] if _port_of(p.get("port")) == port}
+        for listener in gateway.props.get("httpListeners") or []:
+            on_port = str(dig(listener, "frontendPort", "id") or "").rsplit("/", 1)[-1] in names
+            if on_port and not listener.get("firewallPolicy"):
+                return False  # the preview listener is known and unguarded
+    return gate
+
+
+# A preview port open to every address is still closed when every request must carry the
+# stack's secret header (bluegreen:preview_header): how each cloud says so.
+PREVIEW_HEADER_GATES: tuple[Callable[[Sequence[PolicyResource], int], bool], ...] = (
+    _aws_header_gate,
+    _azure_header_gate,
+)
+
+PREVIEW_FIX = (
+    "limit it to bluegreen:preview_cidrs (never 0.0.0.0/0 or ::/0), or require the secret preview header "
+    "(bluegreen:preview_header)"
+)
 
 
 def validate_preview_not_open(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     resources = list(args.resources)
     port = preview_port(args)
+    gated = port is not None and any(gate(resources, port) for gate in PREVIEW_HEADER_GATES)
     for resource in resources:
         route_check = PREVIEW_ROUTES.get(resource.resource_type)
         problem = route_check(resource, resources) if route_check else None
@@ -313,7 +378,7 @@ def validate_preview_not_open(args: StackValidationArgs, report_violation: Repor
             continue
         for sources, low, high in read(resource.props):
             world = [s for s in sources if _is_world(str(s))]
-            if world and low <= port <= high:
+            if world and low <= port <= high and not gated:
                 report_violation(
                     f"{resource.resource_type} {resource.name} lets {', '.join(world)} reach the preview port {port}: "
                     f"the preview route serves the idle colour, an unreleased version, to anyone. Fix: {PREVIEW_FIX}.",

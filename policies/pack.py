@@ -43,7 +43,7 @@ _RULES = [
     ),
     (
         "preview-not-open-to-world",
-        "The preview route (the idle colour) is not reachable from 0.0.0.0/0 or ::/0.",
+        "The preview route (the idle colour) is not reachable from 0.0.0.0/0 or ::/0 without the secret header.",
         guardrails.validate_preview_not_open,
         {"preview_port": {"type": "integer", "description": "defaults to bluegreen:preview_port"}},
     ),

@@ -26,7 +26,7 @@ from scripts.metrics import ColorHealth, MetricsSourceError
 from scripts.monitor import MonitorResult, watch
 from scripts.record import RunRecord, utc_now
 from scripts.releases import PromotedReleases, RolledBackVersions
-from scripts.smoke import SmokeReport, SmokeRunner, load_suite, print_report
+from scripts.smoke import SmokeReport, SmokeRunner, load_suite, print_report, route_headers
 from scripts.targets import Target, TargetError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -107,9 +107,10 @@ class Pipeline:
         """None when ``color`` answers its readiness path with 200 through its route; else why not."""
         config = self.target.config()
         route = "preview_url" if color == config.idle_color else "live_url"
-        url = str(self.target.outputs()[route]).rstrip("/") + config.readiness_path
+        outputs = self.target.outputs()
+        url = str(outputs[route]).rstrip("/") + config.readiness_path
         try:
-            answer = self.http.get(url)
+            answer = self.http.get(url, headers=route_headers(outputs, route))
         except httpx.HTTPError as exc:
             return f"{color}: readiness {url} unreachable ({type(exc).__name__})"
         return None if answer.status_code == 200 else f"{color}: readiness {url} answered HTTP {answer.status_code}"
@@ -129,7 +130,14 @@ class Pipeline:
             h = self.target.health(color)
             return h.ok, h.detail
 
-        runner = SmokeRunner(suite, str(outputs[route]), color, config.version_of(color), health=health)
+        runner = SmokeRunner(
+            suite,
+            str(outputs[route]),
+            color,
+            config.version_of(color),
+            health=health,
+            route_headers=route_headers(outputs, route),
+        )
         report = runner.run()
         print_report(report, self.console)
         failed = [r.to_dict() for r in report.results if not r.passed]

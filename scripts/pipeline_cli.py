@@ -342,6 +342,9 @@ def status_document(target: Target, project_dir: Path) -> dict[str, Any]:
     ``live_color`` is the route HAProxy really holds (None when the stack is down).
     """
     document: dict[str, Any] = dict(target.outputs())
+    # Secret outputs (the preview header's value, the database endpoint) are never printed.
+    for key in getattr(target, "secret_outputs", set)():
+        document[key] = "[secret]"
     if isinstance(target, LocalTarget):
         document.update(target.environment().status())
     health = {}

@@ -15,7 +15,9 @@ A check is one HTTP request and what its response must show::
       save: {order_id: id}                        # remember a JSON field for later checks
 
 Strings may use ``{color}``, ``{version}`` (of the colour under test) and saved names,
-so a business flow can create a record and read it back. Each check is retried with
+so a business flow can create a record and read it back. A route may demand headers of its
+own (a cloud's preview route wants the stack's secret header): they go with every request
+and are never shown or recorded. Each check is retried with
 exponential backoff while the colour warms up, all within one overall timeout; the
 colour must also be healthy as its load balancer sees it. A file that is not valid
 gets :class:`SmokeFileError` naming the line, which the command turns into exit 2.
@@ -37,6 +39,7 @@ from rich.console import Console
 from rich.table import Table
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_attempt, stop_after_delay, wait_exponential
 
+from components.targets import PREVIEW_HEADER_NAME_OUTPUT, PREVIEW_HEADER_VALUE_OUTPUT
 from components.text_files import read_utf8
 
 HEALTH_CHECK_NAME = "targets healthy (load balancer)"  # the pre-check every smoke run starts with
@@ -45,6 +48,7 @@ CHECK_KEYS = {"name", "method", "path", "headers", "body", "expect", "save"}
 EXPECT_KEYS = {"status", "fields", "contains", "max_latency_ms"}
 SETTINGS_KEYS = {"timeout_s", "attempts", "backoff_s", "max_backoff_s", "request_timeout_s"}
 BODY_SHOWN = 2000
+REDACTED = "<redacted>"
 
 
 class SmokeFileError(ValueError):
@@ -304,6 +308,14 @@ def _expectation(doc: _Doc, at: tuple[str | int, ...], raw: Any) -> Expectation:
 # -- running ----------------------------------------------------------------------------
 
 
+def route_headers(outputs: Mapping[str, Any], route: str) -> dict[str, str]:
+    """What a request on ``route`` (``live_url`` / ``preview_url``) must carry: the preview header, if any."""
+    name, value = outputs.get(PREVIEW_HEADER_NAME_OUTPUT), outputs.get(PREVIEW_HEADER_VALUE_OUTPUT)
+    if route != "preview_url" or not name or not value:
+        return {}
+    return {str(name): str(value)}
+
+
 def _fill(value: Any, variables: Mapping[str, Any]) -> Any:
     """Substitute ``{name}`` in strings, recursively; unknown names stay as written."""
     if isinstance(value, str):
@@ -365,8 +377,10 @@ class SmokeRunner:
         version: str,
         health: Callable[[], tuple[bool, str]] | None = None,
         client: httpx.Client | None = None,
+        route_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.suite = suite
+        self.route_headers = dict(route_headers or {})
         self.base_url = base_url.rstrip("/")
         self.color = color
         self.variables: dict[str, Any] = {"color": color, "version": version}
@@ -425,13 +439,14 @@ class SmokeRunner:
             contains=tuple(_fill(list(check.expect.contains), self.variables)),
             max_latency_ms=check.expect.max_latency_ms,
         )
-        kwargs: dict[str, Any] = {"headers": headers}
+        kwargs: dict[str, Any] = {"headers": {**self.route_headers, **headers}}
         if isinstance(body, dict | list):
             kwargs["json"] = body
         elif body is not None:
             kwargs["content"] = str(body)
         url = self.base_url + path
-        request = {"method": check.method, "url": url, "headers": headers, "body": body}
+        shown = {**dict.fromkeys(self.route_headers, REDACTED), **headers}
+        request = {"method": check.method, "url": url, "headers": shown, "body": body}
         started = time.perf_counter()
         try:
             response = self.client.request(check.method, url, **kwargs)

@@ -30,6 +30,8 @@ SECRET = "<<secret>>"
 
 # Ids and outputs the mocks return for resources whose outputs the program reads.
 MockOutputs = Callable[[pulumi.runtime.MockResourceArgs], dict[str, Any]]
+# What an invoke returns instead of the default answer (None: the default).
+MockCalls = Callable[[pulumi.runtime.MockCallArgs], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class Registration:
     additional_secret_outputs: tuple[str, ...]
     ignore_changes: tuple[str, ...]
     dependencies: tuple[str, ...] = ()  # URNs it waits for (depends_on and inputs' resources)
+    retain_on_delete: bool = False
 
 
 @dataclass
@@ -124,6 +127,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     additional_secret_outputs=tuple(request.additionalSecretOutputs),
                     ignore_changes=tuple(request.ignoreChanges),
                     dependencies=tuple(request.dependencies),
+                    retain_on_delete=bool(request.retainOnDelete),
                 )
             )
         return response
@@ -144,6 +148,7 @@ COMPUTED_OUTPUTS: dict[str, Callable[[str], dict[str, Any]]] = {
     "aws:lb/loadBalancer:LoadBalancer": lambda n: {
         "dnsName": f"{n}-123.eu-west-1.elb.amazonaws.com",
         "arnSuffix": f"app/{n}/0123456789abcdef",
+        "zoneId": "Z32O12XQLNTSW2",  # the ALB hosted zone of eu-west-1
     },
     "aws:lb/targetGroup:TargetGroup": lambda n: {"arnSuffix": f"targetgroup/{n}/0123456789abcdef"},
     "aws:rds/instance:Instance": lambda n: {"address": f"{n}.abc.eu-west-1.rds.amazonaws.com", "endpoint": f"{n}:5432"},
@@ -154,8 +159,10 @@ COMPUTED_OUTPUTS: dict[str, Callable[[str], dict[str, Any]]] = {
 class DefaultMocks(pulumi.runtime.Mocks):
     """Ids derived from names; outputs echo inputs, plus computed outputs and what ``extra`` adds."""
 
-    def __init__(self, extra: MockOutputs | None = None) -> None:
+    def __init__(self, extra: MockOutputs | None = None, calls: MockCalls | None = None) -> None:
         self.extra = extra
+        self.calls = calls
+        self.states: dict[str, dict[str, Any]] = {}  # type + name -> state, for invokes that read one back
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
@@ -165,9 +172,23 @@ class DefaultMocks(pulumi.runtime.Mocks):
             state.update(COMPUTED_OUTPUTS[args.typ](args.name))
         if self.extra:
             state.update(self.extra(args))
+        self.states[f"{args.typ}::{state['name']}"] = state
         return f"{args.name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        answer = self.calls(args) if self.calls else None
+        if answer is not None:
+            return answer
+        if args.token == "aws:ecs/getService:getService":
+            # ECS did what the update asked: the PRIMARY deployment runs the service's task definition.
+            service = self.states.get(f"aws:ecs/service:Service::{args.args.get('serviceName')}", {})
+            task_definition = service.get("taskDefinition")
+            return {
+                "serviceName": args.args.get("serviceName"),
+                "clusterArn": args.args.get("clusterArn"),
+                "taskDefinition": task_definition,
+                "deployments": [{"status": "PRIMARY", "taskDefinition": task_definition}],
+            }
         if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             return {"names": ["eu-west-1a", "eu-west-1b", "eu-west-1c"], "zoneIds": ["z1", "z2", "z3"]}
         if args.token in ("aws:index/getRegion:getRegion",):
@@ -206,6 +227,7 @@ def run_stack(
     provider_config: Mapping[str, str] | None = None,
     extra_outputs: MockOutputs | None = None,
     preview: bool = False,
+    calls: MockCalls | None = None,
 ) -> StackRun:
     """Run ``__main__.py`` with ``bluegreen:`` config (and provider config such as ``aws:region``).
 
@@ -216,7 +238,7 @@ def run_stack(
     asyncio.set_event_loop(loop)
     try:
         pulumi.runtime.settings.reset_options()
-        mocks = DefaultMocks(extra_outputs)
+        mocks = DefaultMocks(extra_outputs, calls)
         monitor = _RecordingMonitor(mocks)
         all_config = {f"bluegreen:{k}": _config_value(v) for k, v in config.items()}
         all_config.update(provider_config or {})

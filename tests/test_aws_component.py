@@ -15,7 +15,15 @@ LISTENER = "aws:lb/listener:Listener"
 SERVICE = "aws:ecs/service:Service"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
-PROD = {"cloud": "aws", "environment": "prod", "preview_cidrs": ["10.20.0.0/16"], "capacity": 4, "idle_capacity": 1}
+# Prod with an allow-list of public egress addresses only (the header-guarded route: test_preview_access.py).
+PROD = {
+    "cloud": "aws",
+    "environment": "prod",
+    "preview_cidrs": ["198.51.100.0/24"],
+    "preview_header": False,
+    "capacity": 4,
+    "idle_capacity": 1,
+}
 
 
 def aws_stack(stack: str = "prod", **config: Any) -> StackRun:
@@ -166,13 +174,13 @@ def test_tasks_get_the_password_from_secrets_manager_not_the_environment() -> No
 
 
 def test_security_groups_are_least_privilege() -> None:
-    run = aws_stack(preview_cidrs=["10.20.0.0/16", "192.0.2.0/24"])
+    run = aws_stack(preview_cidrs=["198.51.100.0/24", "192.0.2.0/24"])
     rules = run.of_type(INGRESS)
     alb = [r.inputs for r in rules if r.inputs["securityGroupId"] == "prod-bluegreen-alb-sg-id"]
     world = [r for r in alb if r.get("cidrIpv4") == "0.0.0.0/0" or r.get("cidrIpv6") == "::/0"]
     assert {r["fromPort"] for r in world} == {80}, "only the prod port is open to the world"
     preview = [r for r in alb if r["fromPort"] == 8443]
-    assert sorted(r["cidrIpv4"] for r in preview) == ["10.20.0.0/16", "192.0.2.0/24"]
+    assert sorted(r["cidrIpv4"] for r in preview) == ["192.0.2.0/24", "198.51.100.0/24"]
     (tasks,) = [r.inputs for r in rules if r.inputs["securityGroupId"] == "prod-bluegreen-task-sg-id"]
     assert tasks["referencedSecurityGroupId"] == "prod-bluegreen-alb-sg-id" and tasks["fromPort"] == 8080
     egress = {r.name: r.inputs for r in run.of_type(EGRESS)}
@@ -181,14 +189,15 @@ def test_security_groups_are_least_privilege() -> None:
 
 def test_https_listener_and_redirect_when_a_certificate_is_configured() -> None:
     cert = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
-    run = aws_stack(listen_port=443, aws={"certificate_arn": cert})
+    run = aws_stack(listen_port=443, aws={"certificate_arn": cert, "domain": "shop.example.com"})
     prod = run.one(LISTENER, "prod-listener")
     assert prod.inputs["protocol"] == "HTTPS" and prod.inputs["certificateArn"] == cert
     assert prod.inputs["sslPolicy"].startswith("ELBSecurityPolicy-TLS13")
     redirect = run.one(LISTENER, "http-redirect")
     (action,) = redirect.inputs["defaultActions"]
     assert action["redirect"] == {"port": "443", "protocol": "HTTPS", "statusCode": "HTTP_301"}
-    assert run.outputs["live_url"].startswith("https://") and ":443" not in run.outputs["live_url"]
+    assert run.outputs["live_url"] == "https://shop.example.com", "the name the certificate covers"
+    assert run.outputs["preview_url"] == "https://shop.example.com:8443"
     world_ports = {r.inputs["fromPort"] for r in run.of_type(INGRESS) if r.inputs.get("cidrIpv4") == "0.0.0.0/0"}
     assert world_ports == {80, 443}
 
@@ -247,6 +256,29 @@ def test_bad_config_fails_before_any_resource(key: str, value: object, message: 
         ({"vpc_id": "vpc-1", "public_subnet_ids": ["subnet-1"]}, REGION, "at least two subnet ids"),
         ({"private_subnet_ids": ["subnet-1", "subnet-2"]}, REGION, "subnet ids need vpc_id"),
         ({"certificate_arn": "my-cert"}, REGION, "an ACM certificate ARN"),
+        (
+            {"certificate_arn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc"},
+            REGION,
+            "bluegreen:aws.certificate_arn = 'arn:aws:acm:eu-west-1:123456789012:certificate/abc' needs "
+            "bluegreen:aws.domain",
+        ),
+        ({"domain": "https://shop.example.com"}, REGION, "bluegreen:aws.domain"),
+        ({"route53_zone_id": "Z0123456789ABCDEFGHIJ"}, REGION, "set domain too"),
+        ({"domain": "shop.example.com", "route53_zone_id": "zone-1"}, REGION, "a Route 53 hosted zone id"),
+        ({"vpc_cidr": "10.40.0.0/8"}, REGION, "bluegreen:aws.vpc_cidr = '10.40.0.0/8' is invalid"),
+        ({"vpc_cidr": "10.40.0.1/16"}, REGION, "not a CIDR block"),
+        ({"vpc_cidr": "8.8.0.0/16"}, REGION, "a private IPv4 block"),
+        ({"vpc_cidr": "10.40.0.0/24"}, REGION, "of /16 to /22"),
+        (
+            {
+                "vpc_id": "vpc-1",
+                "public_subnet_ids": ["subnet-1", "subnet-2"],
+                "private_subnet_ids": ["subnet-3", "subnet-4"],
+                "vpc_cidr": "10.1.0.0/16",
+            },
+            REGION,
+            "only for the VPC the stack creates",
+        ),
         ({"task_cpu": 300}, REGION, "Fargate CPU units"),
         ({"deregistration_delay_s": -1}, REGION, "0-3600 seconds"),
         ({"vpcid": "vpc-1"}, REGION, "unknown field(s) ['vpcid']"),

@@ -21,7 +21,13 @@ NSG = "azure-native:network:NetworkSecurityGroup"
 SUBNET = "azure-native:network:Subnet"
 SERVER = "azure-native:dbforpostgresql:Server"
 LOCK = "azure-native:authorization:ManagementLockByScope"
-PROD = {"cloud": "azure", "environment": "prod", "preview_cidrs": ["10.20.0.0/16"], "capacity": 4, "idle_capacity": 1}
+PROD = {
+    "cloud": "azure",
+    "environment": "prod",
+    "preview_cidrs": ["198.51.100.0/24"],
+    "capacity": 4,
+    "idle_capacity": 1,
+}
 GATEWAY_ID = (
     "/subscriptions/00000000-0000-0000-0000-00000000005b/resourceGroups/prod-rg"
     "/providers/Microsoft.Network/applicationGateways/prod-agw"
@@ -162,12 +168,12 @@ def test_a_bare_flip_to_a_colour_below_capacity_is_refused_before_the_gateway_or
 
 
 def test_nsg_limits_the_preview_port_to_preview_cidrs() -> None:
-    run = azure_stack(preview_cidrs=["10.20.0.0/16", "192.0.2.0/24"])
+    run = azure_stack(preview_cidrs=["198.51.100.0/24", "192.0.2.0/24"])
     nsg = run.one(NSG)
     rules = sorted(nsg.inputs["securityRules"], key=lambda r: r["priority"])
     preview = [r for r in rules if r["destinationPortRange"] == "8443"]
     assert [(r["access"], r.get("sourceAddressPrefixes", r.get("sourceAddressPrefix"))) for r in preview] == [
-        ("Allow", ["10.20.0.0/16", "192.0.2.0/24"]),
+        ("Allow", ["198.51.100.0/24", "192.0.2.0/24"]),
         ("Deny", "*"),
     ], "the allow for preview_cidrs comes first, then everyone else is denied (incl. the virtual network)"
     assert all(r["direction"] == "Inbound" for r in rules)
@@ -314,6 +320,23 @@ def test_bad_config_fails_before_any_resource(key: str, value: object, message: 
         ({"azure": {"vnet_cidr": "10.0.0.0/24"}}, LOCATION, "/22 or larger"),
         ({"azure": {"vnet_cidr": "8.8.0.0/16"}}, LOCATION, "a private IPv4 block"),
         ({"azure": {"gateway_sku": "Standard_Small"}}, LOCATION, "allowed: Standard_v2, WAF_v2"),
+        ({"azure": {"waf_mode": "Block"}}, LOCATION, "allowed: Prevention, Detection"),
+        (
+            {"azure": {"gateway_sku": "Standard_v2", "waf_mode": "Detection"}, "preview_header": False},
+            LOCATION,
+            "only with gateway_sku WAF_v2",
+        ),
+        (
+            {"azure": {"gateway_sku": "Standard_v2"}},
+            LOCATION,
+            "bluegreen:azure.gateway_sku = 'Standard_v2' cannot require the preview header",
+        ),
+        (
+            {"listen_port": 443, "azure": {"certificate_secret_id": "https://v.vault.azure.net/secrets/tls"}},
+            LOCATION,
+            "needs bluegreen:azure.domain",
+        ),
+        ({"preview_cidrs": ["10.20.0.0/16"]}, LOCATION, "never a private one, so this range never matches"),
         ({"azure": {"gateway_min_capacity": 5, "gateway_max_capacity": 3}}, LOCATION, ">= gateway_min_capacity"),
         ({"azure": {"certificate_secret_id": "my-cert"}}, LOCATION, "a Key Vault secret id"),
         ({"azure": {"cpu": 0.3}}, LOCATION, "0.25-4 in steps of 0.25"),
@@ -404,8 +427,11 @@ def snake_case_keys(value: Any, path: str = "") -> set[str]:
 def test_every_property_name_is_one_the_installed_sdk_knows() -> None:
     """Plain-dict arguments are checked by nobody else: a misspelt key would reach Azure as written."""
     cert = "https://certs-vault.vault.azure.net/secrets/shop-tls"
-    run = azure_stack(listen_port=443, db={"multi_az": True}, azure={"certificate_secret_id": cert})
+    run = azure_stack(
+        listen_port=443, db={"multi_az": True}, azure={"certificate_secret_id": cert, "domain": "shop.example.com"}
+    )
     assert {r.type.split(":")[1] for r in run.resources if r.custom} >= {"network", "app", "dbforpostgresql"}
+    assert run.of_type("azure-native:network:WebApplicationFirewallPolicy"), "the WAF policies' properties too"
     # Dynamic resources (the migration records) carry Pulumi's reserved ``__provider``, not an Azure property.
     azure = [r for r in run.resources if not r.type.startswith("pulumi-python:dynamic")]
     unknown = {found for r in azure for found in snake_case_keys(r.inputs, r.type)}

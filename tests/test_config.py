@@ -64,7 +64,8 @@ INVALID_VALUES = [
     ("preview_cidrs", ["10.0.0.0/33"], "not a CIDR block"),
     ("preview_cidrs", ["10.0.0.1/8"], "not a CIDR block"),
     ("preview_cidrs", "not-json[", "expected JSON"),
-    ("preview_cidrs", {"a": 1}, "a list of CIDR blocks"),
+    ("preview_cidrs", {"office": "203.0.113.0/24"}, "a list of CIDR blocks"),
+    ("preview_header", "sometimes", "expected true or false"),
     ("switch_steps", [50, 10, 100], "strictly increasing"),
     ("switch_steps", [10, 50], "ending at 100"),
     ("switch_steps", [10, 10, 100], "strictly increasing"),
@@ -113,6 +114,20 @@ def test_prod_preview_route_never_open_to_world() -> None:
     # Outside prod a team may open it (e.g. a throwaway sandbox).
     assert parse("sandbox", preview_cidrs=["0.0.0.0/0"]).preview_cidrs == ("0.0.0.0/0",)
     assert parse("prod-eu").is_prod
+
+
+def test_the_preview_route_is_guarded_by_the_header_or_an_allow_list() -> None:
+    """No address default (a cloud's frontend is public); an empty list only with the header."""
+    default = parse()
+    assert default.preview_cidrs == () and default.preview_header is True
+    assert parse(preview_cidrs=[]).preview_cidrs == ()
+    both = parse(preview_cidrs=["203.0.113.7/32"], preview_header="false")
+    assert both.preview_cidrs == ("203.0.113.7/32",) and both.preview_header is False
+    for empty in ([], "[]"):
+        with pytest.raises(ConfigError, match=r"preview_cidrs = .* is invalid: with bluegreen:preview_header false"):
+            parse(preview_cidrs=empty, preview_header=False)
+    with pytest.raises(ConfigError, match="or leave preview_cidrs empty and let bluegreen:preview_header guard"):
+        parse("prod", preview_cidrs=["0.0.0.0/0"])
 
 
 def test_stack_files_parse(tmp_path: Path) -> None:

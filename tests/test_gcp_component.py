@@ -115,8 +115,8 @@ def test_preview_route_reaches_the_idle_colour_through_cloud_armor(live: str) ->
 
 
 def test_cloud_armor_admits_only_preview_cidrs_in_rules_of_ten() -> None:
-    cidrs = [f"10.{i}.0.0/16" for i in range(12)]
-    rules = named(gcp_stack(preview_cidrs=cidrs), ARMOR, "preview-armor").inputs["rules"]
+    cidrs = [f"198.51.{i}.0/24" for i in range(12)]
+    rules = named(gcp_stack(preview_cidrs=cidrs, preview_header=False), ARMOR, "preview-armor").inputs["rules"]
     allows = [r for r in rules if r["action"] == "allow"]
     assert [len(r["match"]["config"]["srcIpRanges"]) for r in allows] == [10, 2]
     assert [ip for r in allows for ip in r["match"]["config"]["srcIpRanges"]] == cidrs
@@ -198,9 +198,10 @@ def test_secrets_stay_secret() -> None:
     assert grant["role"] == "roles/secretmanager.secretAccessor"
     assert grant["member"] == "serviceAccount:run@shop-prod-1234.iam.gserviceaccount.com"
     assert grant["secretId"] == "prod-bluegreen-database-url"
-    # The generated password appears nowhere in plain text: not in inputs, not in outputs.
-    assert PASSWORD not in json.dumps([r.inputs for r in run.resources]) + json.dumps(run.outputs)
-    assert run.secret_outputs == {"database_endpoint"}, "the private endpoint is exported as a secret only"
+    # The generated passwords appear nowhere in plain text: not in inputs, not in plain outputs.
+    plain_outputs = {k: v for k, v in run.outputs.items() if k not in run.secret_outputs}
+    assert PASSWORD not in json.dumps([r.inputs for r in run.resources]) + json.dumps(plain_outputs)
+    assert run.secret_outputs == {"database_endpoint", "preview_header_value"}, "secrets are exported as secrets"
     assert run.outputs["database_endpoint"] == DB_IP
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from pulumi_harness import ROOT, ProgramFailedError, StackRun, run_stack
+from pulumi_harness import ROOT, SECRET, ProgramFailedError, StackRun, run_stack
 
 from components.config import ConfigError, StackConfig
 from components.previews import PreviewSettings, pre_run_commands
@@ -21,7 +21,7 @@ PREVIEWS = {"enabled": True, "repository": "acme/bluegreen", "oidc": {"aws": {"r
 TEMPLATE = {
     "cloud": "aws",
     "environment": "prod",
-    "preview_cidrs": ["10.20.0.0/16"],
+    "preview_cidrs": ["198.51.100.0/24"],
     "capacity": 4,
     "idle_capacity": 2,
     "warm_idle": True,
@@ -85,7 +85,9 @@ def test_review_stack_is_the_cheap_variant_with_a_ttl() -> None:
         for r in run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
         if r.inputs["fromPort"] == 8443
     ]
-    assert [r["cidrIpv4"] for r in preview_rules] == ["10.20.0.0/16"], "the preview route stays closed"
+    assert [r["cidrIpv4"] for r in preview_rules] == ["198.51.100.0/24"], "the preview route stays closed"
+    rule = run.one("aws:lb/listenerRule:ListenerRule", "preview-rule").inputs
+    assert rule["conditions"][0]["httpHeader"]["values"] == [SECRET], "and needs the template's header"
 
 
 def test_no_secret_in_plain_text() -> None:

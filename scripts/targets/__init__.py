@@ -116,6 +116,11 @@ def local_path(project_dir: Path | str) -> str:
 def open_target(stack: str, project_dir: Path | str = ".", **options: Any) -> Target:
     """Every stack through the Automation API where the CLI is; local ones via the runtime otherwise."""
     config = StackConfig.from_stack_file(stack, project_dir)
+    if config.cloud != "local":
+        # A setting the program would refuse (a certificate without a domain) stops here: exit 2.
+        from components.targets import validate_target
+
+        validate_target(config)
     if config.cloud == "local":
         if local_path(project_dir) == "pulumi":
             from scripts.targets.local_engine import LocalEngineTarget

@@ -231,6 +231,10 @@ class PulumiStackTarget:
     def outputs(self) -> Mapping[str, Any]:
         return {k: v.value for k, v in self._stack.outputs().items()}
 
+    def secret_outputs(self) -> set[str]:
+        """The outputs the stack keeps as secrets (the preview header's value, the database endpoint)."""
+        return {k for k, v in self._stack.outputs().items() if v.secret}
+
     def metrics(self) -> MetricsSource:
         metrics = self.outputs().get("metrics")
         if not isinstance(metrics, Mapping):
