@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from scripts.live_view import phase_spans
@@ -43,6 +44,15 @@ NAN = float("nan")
 
 def draw_timeline(record: RunRecord, path: Path | str) -> Path:
     """Write a PNG; seconds on the x axis count from the start of the run."""
+    figure = timeline_figure(record)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return Path(path)
+
+
+def timeline_figure(record: RunRecord) -> Figure:
+    """The chart itself (the caller saves and closes it)."""
     figure, axes = plt.subplots(4, 1, sharex=True, figsize=(12, 10), height_ratios=(1, 2, 2, 2))
     share_ax, rate_ax, error_ax, latency_ax = axes
     t0 = record.started
@@ -89,10 +99,7 @@ def draw_timeline(record: RunRecord, path: Path | str) -> Path:
     title = f"{record.command} on {record.stack}: {record.outcome or 'running'}"
     figure.suptitle(title)
     figure.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return Path(path)
+    return figure
 
 
 def _thresholds(record: RunRecord, error_ax: Axes, latency_ax: Axes) -> None:
