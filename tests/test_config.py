@@ -117,15 +117,15 @@ def test_prod_preview_route_never_open_to_world() -> None:
 
 
 def test_the_preview_route_is_guarded_by_the_header_or_an_allow_list() -> None:
-    """No address default (a cloud's frontend is public); an empty list only with the header."""
-    default = parse()
+    """No address default on a cloud (its frontend is public); an empty list only with the header."""
+    default = parse(cloud="aws")
     assert default.preview_cidrs == () and default.preview_header is True
-    assert parse(preview_cidrs=[]).preview_cidrs == ()
-    both = parse(preview_cidrs=["203.0.113.7/32"], preview_header="false")
+    assert parse(cloud="aws", preview_cidrs=[]).preview_cidrs == ()
+    both = parse(cloud="aws", preview_cidrs=["203.0.113.7/32"], preview_header="false")
     assert both.preview_cidrs == ("203.0.113.7/32",) and both.preview_header is False
     for empty in ([], "[]"):
         with pytest.raises(ConfigError, match=r"preview_cidrs = .* is invalid: with bluegreen:preview_header false"):
-            parse(preview_cidrs=empty, preview_header=False)
+            parse(cloud="aws", preview_cidrs=empty, preview_header=False)
     with pytest.raises(ConfigError, match="or leave preview_cidrs empty and let bluegreen:preview_header guard"):
         parse("prod", preview_cidrs=["0.0.0.0/0"])
 
@@ -153,7 +153,7 @@ def test_pulumi_yaml_schema_mirrors_code_defaults() -> None:
         if key == "preview_cidrs":
             assert spec.get("default") == [], "preview_cidrs is derived from the target: its schema default is []"
             assert parse(cloud="local", preview_cidrs=[]).preview_cidrs == ("127.0.0.1/32",)
-            assert list(parse(cloud="aws", preview_cidrs=[]).preview_cidrs) == code[key] == ["10.0.0.0/8"]
+            assert list(parse(cloud="aws", preview_cidrs=[]).preview_cidrs) == code[key] == []
             continue
         if key in derived:
             # The CLI requires a typed key without a default of every stack, so a derived key's
@@ -213,7 +213,7 @@ def test_interval_s_takes_fractions() -> None:
 
 
 def test_preview_cidrs_default_is_the_targets() -> None:
-    """A local stack binds 127.0.0.1 only: unset (or []) admits this machine; clouds keep 10.0.0.0/8."""
+    """A local stack binds 127.0.0.1 only: unset (or []) admits this machine; a cloud lists none (the header guards)."""
     assert parse().preview_cidrs == ("127.0.0.1/32",)
-    assert parse(cloud="aws").preview_cidrs == ("10.0.0.0/8",)
+    assert parse(cloud="aws").preview_cidrs == ()
     assert parse(preview_cidrs=["10.0.0.0/8"]).preview_cidrs == ("10.0.0.0/8",), "a stack's own list is kept"
