@@ -20,6 +20,7 @@ from rich.table import Table
 
 from components.config import ConfigError, StackConfig
 from components.local.runtime import EnvironmentProblemError, LocalEnvironment, LocalTargetError
+from components.local.supervisor import ensure_supervisor, stop_supervisor
 from scripts.arguments import cli_name, stack_argument
 
 if TYPE_CHECKING:
@@ -85,12 +86,16 @@ def _engine_command(args: argparse.Namespace, console: Console, verb: str) -> in
         if verb == "up":
             target.apply({}, progress=show)
         else:
+            # The supervisor goes first, so it cannot restart what the destroy stops.
+            if stop_supervisor(_environment(args, console).state):
+                console.print("supervisor stopped")
             target.destroy(progress=show)
     except (ConfigError, TargetError) as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}")
         return EXIT_BAD_INPUT
     env = _environment(args, console)
     if verb == "up":
+        console.print(f"supervisor: {escape(ensure_supervisor(env))}")
         _print_status(env.status(), console)
     else:
         console.print(f"stack {args.stack}: destroyed (processes stopped, database data kept)")
@@ -118,7 +123,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     except LocalTargetError as exc:
         console.print(f"[red]failed:[/] {escape(str(exc))}")
         _undo(env, was_running, console)
+        if was_running:  # the stack that ran before stays supervised
+            console.print(f"supervisor: {escape(ensure_supervisor(env))}")
         return EXIT_FAILED
+    actions["supervisor"] = ensure_supervisor(env)
     table = Table(title=f"stack {args.stack}: up")
     table.add_column("part")
     table.add_column("result")
@@ -197,6 +205,7 @@ def _print_status(status: dict[str, Any], console: Console) -> None:
             str(info["errors_5xx"] if info["errors_5xx"] is not None else "-"),
         )
     console.print(table)
+    _print_supervision(status, console)
     if status["live_color"]:
         console.print(
             f"live: [bold]{status['live_color']}[/] at {status['live_url']}, preview: {status['preview_url']}"
@@ -207,3 +216,28 @@ def _print_status(status: dict[str, Any], console: Console) -> None:
         console.print(
             f"HAProxy is not running: the stack is down (start it: {cli_name()} up --stack {status['stack']})"
         )
+
+
+def _print_supervision(status: dict[str, Any], console: Console) -> None:
+    """Whether the supervisor runs, and every part it restarted, failed to restart or gave up on."""
+    supervisor = status.get("supervisor") or {}
+    if supervisor.get("running"):
+        console.print(f"supervisor: running (pid {supervisor['pid']}, since {supervisor['started_at']})")
+    elif not supervisor.get("enabled", True):
+        console.print("supervisor: off (bluegreen:local supervise: false); crashed parts stay down")
+    elif status["haproxy"]["running"] or status["postgres"]["running"]:
+        console.print("[yellow]supervisor: not running; `up` starts it again[/]")
+    parts = {c: i.get("restarts") for c, i in status["colors"].items()}
+    parts |= {"haproxy": status["haproxy"].get("restarts"), "postgres": status["postgres"].get("restarts")}
+    for part, info in parts.items():
+        if not info or not (info["count"] or info["failed"] or info["gave_up"]):
+            continue
+        line = f"  {part}: restarted {info['count']}x" + (f", last at {info['last_at']}" if info["last_at"] else "")
+        if info["last_cause"]:
+            line += f"; last crash: {info['last_cause']}"
+        if info["failed"]:
+            error = " | ".join(filter(None, (info["last_error"] or "-").splitlines()))
+            line += f"; {info['failed']} failed restart(s), the last: {error}"
+        console.print(escape(line))
+        if info["gave_up"]:
+            console.print(f"  [red]{escape(part)}: gave up at {escape(info['gave_up'])}[/]")

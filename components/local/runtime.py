@@ -38,6 +38,7 @@ from components.local.processes import port_in_use
 from components.local.settings import LocalSettings, PortPlan
 from components.local.sockets import holder_of, listening_on, process_tree
 from components.local.state import StateDir, StateError
+from components.local.supervisor import annotate_status, record_applied, stop_supervisor
 from components.migration_runner import (
     StackBehindDatabaseError,
     apply_migrations,
@@ -136,6 +137,7 @@ class LocalEnvironment:
     def ensure_database(self) -> str:
         with self._guarded():
             db = self.postgres.start(self.progress)
+            record_applied(self.state, "postgres", self.config, self.python)
             return f"running on 127.0.0.1:{db.port}"
 
     def ensure_migrations(self, before_apps: bool = False) -> list[str]:
@@ -150,13 +152,21 @@ class LocalEnvironment:
         with self._guarded():
             if not self.haproxy.running():
                 self._stop_leftovers()
-            return self.haproxy.ensure(self._current_routing() or self.desired_routing())
+            result = self.haproxy.ensure(self._current_routing() or self.desired_routing())
+            record_applied(self.state, "haproxy", self.config, self.python)
+            return result
 
     def ensure_color(self, color: str) -> str:
         with self._guarded():
             if not self.haproxy.running():
                 raise LocalTargetError(f"{color}: HAProxy is not running for this stack; start the load balancer first")
-            return self._ensure_color(color, self._current_routing() or self.desired_routing())
+            spec = self.app_spec(color).fingerprint()
+            try:
+                return self._ensure_color(color, self._current_routing() or self.desired_routing())
+            finally:
+                # What the supervisor restarts this colour with, if what runs came from this config.
+                if self.apps[color].running_spec() in (None, spec):
+                    record_applied(self.state, color, self.config, self.python)
 
     def ensure_route(self, readiness: bool = True) -> str:
         """Switch prod to the configured colour/share if it is not there yet (with the switch checks).
@@ -215,13 +225,23 @@ class LocalEnvironment:
         """Stop every process this stack started (by recorded pid) and nothing else. Data stays."""
         stopped: list[str] = []
         with self._guarded():
+            # First, so it cannot restart what is being stopped; the lock waits out a restart under way.
+            stopped += ["supervisor"] if stop_supervisor(self.state) else []
             stopped += [f"{color} app" for color in COLORS if self.stop_color(color)]
             stopped += ["haproxy"] if self.stop_load_balancer() else []
             stopped += ["postgres"] if self.stop_database() else []
         return stopped
 
     def status(self) -> dict[str, Any]:
-        """What runs, as the processes and HAProxy report it (not what the config wishes)."""
+        """What runs, as the processes and HAProxy report it (not what the config wishes).
+
+        Also whether the supervisor runs and each part's restarts (components/local/supervisor.py).
+        """
+        status = self._status()
+        annotate_status(status, self.state, self.settings.supervise)
+        return status
+
+    def _status(self) -> dict[str, Any]:
         haproxy = self.haproxy
         haproxy_up = haproxy.running()
         routing = self._current_routing() if haproxy_up else None
@@ -371,10 +391,27 @@ class LocalEnvironment:
         self.progress(f"{color}: ensuring {spec.version} on port {spec.port}")
         result = app.ensure(spec, overlap=overlap, timeout_s=self.config.startup_timeout_s)
         haproxy.set_server_state(color, "ready")
-        status = haproxy.wait_health(color, want_up=True, timeout_s=15.0)
+        status = self._wait_backend_up(color)
         if status != "UP":
             raise LocalTargetError(f"{color} answers on port {spec.port} but HAProxy's health check says {status}")
         return f"{result} {spec.version}"
+
+    def _wait_backend_up(self, color: str, timeout_s: float = 15.0) -> str:
+        """HAProxy's check for ``color``, given up at once if its process died meanwhile.
+
+        A colour that crashes right after it answered would otherwise hold the stack lock
+        for the whole wait (a supervisor restart of a crash-looping release, delaying a rollback).
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self.haproxy.wait_health(color, want_up=True, timeout_s=min(0.5, timeout_s))
+            if status == "UP" or time.monotonic() > deadline:
+                return status
+            if not self.apps[color].record():
+                app = self.apps[color]
+                raise LocalTargetError(
+                    f"{color}: the app exited right after it started; from {app.log_file}:\n{app.start_failure()}"
+                )
 
     def _health(self, haproxy: Haproxy, color: str) -> str:
         try:

@@ -7,6 +7,7 @@ Example (``Pulumi.dev.yaml``)::
         "2.1.0": {error_rate: 0.3, after_s: 20}
       app_workers: 2
       app_threads: 4
+      supervise: true   # restart a crashed part (see components/local/supervisor.py)
 
 Every problem raises :class:`~components.config.ConfigError` naming the key, the value
 and what is allowed, before anything is started.
@@ -23,7 +24,7 @@ from components.config import COLORS, ConfigError, StackConfig, invalid
 
 KEY = "bluegreen:local"
 FAULT_FIELDS = ("error_rate", "latency_ms", "slow_rate", "fail_readiness", "after_s")
-SETTINGS_FIELDS = ("faults", "app_workers", "app_threads")
+SETTINGS_FIELDS = ("faults", "app_workers", "app_threads", "supervise")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class LocalSettings:
     faults: Mapping[str, FaultSpec] = field(default_factory=dict)
     app_workers: int = 2
     app_threads: int = 4
+    # ``up`` starts a supervisor that restarts the stack's crashed parts; false: it does not.
+    supervise: bool = True
 
     def faults_for(self, version: str) -> FaultSpec:
         return self.faults.get(version, FaultSpec())
@@ -67,10 +70,14 @@ class LocalSettings:
         if not isinstance(faults_raw, Mapping):
             raise ConfigError(f"{KEY}.faults = {faults_raw!r} is invalid: an object mapping app version -> faults")
         faults = {str(version): _fault_spec(str(version), spec) for version, spec in faults_raw.items()}
+        supervise = raw.get("supervise", True)
+        if not isinstance(supervise, bool):
+            raise invalid(f"{KEY}.supervise", supervise, "true or false")
         return cls(
             faults=faults,
             app_workers=_bounded_int("app_workers", raw.get("app_workers", 2), 1, 32),
             app_threads=_bounded_int("app_threads", raw.get("app_threads", 4), 1, 64),
+            supervise=supervise,
         )
 
 

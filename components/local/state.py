@@ -28,6 +28,10 @@ class StateError(RuntimeError):
     """The state directory is unusable (permissions, a corrupt file, a path too long)."""
 
 
+class StateBusyError(RuntimeError):
+    """Another command holds the stack's lock (only raised by ``locked(blocking=False)``)."""
+
+
 class StateDir:
     def __init__(self, project_root: Path | str, stack: str) -> None:
         self.root = Path(project_root).resolve() / STATE_DIRNAME / stack
@@ -64,8 +68,12 @@ class StateDir:
             )
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """One command per stack at a time; a second one waits. Re-entrant within this object."""
+    def locked(self, blocking: bool = True) -> Iterator[None]:
+        """One command per stack at a time; a second one waits. Re-entrant within this object.
+
+        ``blocking=False`` raises :class:`StateBusyError` instead of waiting: the supervisor
+        retries shortly rather than queueing behind an ``up`` or a ``deploy``.
+        """
         if self._lock_depth:
             self._lock_depth += 1
             try:
@@ -75,7 +83,10 @@ class StateDir:
             return
         self.ensure()
         with open(self.root / "lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                raise StateBusyError(f"{self.root / 'lock'} is held by another command") from None
             self._lock_depth = 1
             try:
                 yield

@@ -14,6 +14,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import psycopg
 from flask import Flask, Response, jsonify, request
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
@@ -94,13 +95,36 @@ def create_app(
 
     app = Flask("bluegreen-orders")
     app.config["JSON_SORT_KEYS"] = False
+
+    def check_connection(conn: psycopg.Connection[Any]) -> None:
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            pool.check()  # replaces the other broken idle connections now
+            raise
+
     # open=False: the pool connects lazily, so /healthz answers even while the DB is down.
+    # Recovering when the database comes back (a restart, a failover):
+    # - check: every connection is tried (an empty query) before a request gets it, so
+    #   connections broken by the restart are dropped instead of failing requests; the
+    #   first broken one has every idle one tested at once (they all broke together),
+    #   or the request would meet them one by one with the pool's backoff between them;
+    # - timeout: a request waits at most this long for a connection, then gets a 503;
+    #   with the default 30 s every thread sat waiting and /healthz timed out too;
+    # - reconnect_timeout: the pool retries a lost connection with a doubling delay and
+    #   gives up after this long; the next request then starts a fresh attempt at once,
+    #   so a database that is back is used within about a second, not after the pool's
+    #   next backoff step (1, 2, 4, 8 ... s: after a 24 s outage under load, readiness
+    #   came back 5.3 s after the database did; now 0.9 s).
     pool = ConnectionPool(
         database_url,
         min_size=1,
         max_size=int(os.environ.get("APP_DB_POOL_SIZE", "4")),
         open=False,
         kwargs={"row_factory": dict_row, "connect_timeout": 3},
+        check=check_connection,
+        timeout=float(os.environ.get("APP_DB_TIMEOUT_S", "2")),
+        reconnect_timeout=2.0,
     )
     app.extensions["db_pool"] = pool
 
@@ -114,6 +138,11 @@ def create_app(
         response.headers["X-App-Color"] = color
         response.headers["X-App-Version"] = version
         return response
+
+    @app.errorhandler(psycopg.OperationalError)  # PoolTimeout is one too
+    def database_unavailable(exc: Exception) -> tuple[Response, int]:
+        """The database is unreachable: 503 (retry later), not a 500 that says the code is broken."""
+        return jsonify(error=f"database unavailable: {type(exc).__name__}"), 503
 
     @app.before_request
     def inject_faults() -> Response | None:
