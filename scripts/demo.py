@@ -183,9 +183,7 @@ def _switch_seconds(stats: LoadStats, to_version: str) -> float | None:
 
 
 def _moved(seconds: float) -> str:
-    if seconds < 0.001:
-        return "at once (no answer of the old release after the first of the new)"
-    return f"within {seconds * 1000:.0f} ms (old and new answers overlapped that long)"
+    return "at once" if seconds < 0.001 else f"within {seconds * 1000:.0f} ms"
 
 
 def _read_report(report: Path) -> dict[str, Any]:
@@ -229,6 +227,10 @@ def _print_story(
             f"{reaction['failed_in_between']} failed",
         )
     console.print(table)
+    console.print(
+        "traffic moved: from the first answer of the new release to the last of the old one while it was live "
+        "(at once: none came after); rollback: from the first failed request to all traffic back"
+    )
     console.print(
         f"total: {stats.sent} requests, {stats.failed} failed; {len(stats.order_ids())} orders written, "
         f"{'all still in the database' if not missing else f'{len(missing)} MISSING from the database'}"

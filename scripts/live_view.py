@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -61,6 +61,14 @@ class PhaseTracker:
         }.get(kind)
 
 
+def started_at(event: Event) -> datetime:
+    """When what an event reports began: an apply is noted when it ends, after ``seconds``."""
+    took = event.evidence.get("seconds") if event.kind == "apply" else None
+    if isinstance(took, int | float) and took > 0:
+        return event.at - timedelta(seconds=float(took))
+    return event.at
+
+
 def phase_spans(events: list[Event]) -> list[tuple[str, datetime, datetime]]:
     """(phase, from, to) for a finished run's events, for the timeline's shading."""
     tracker, spans = PhaseTracker(), []
@@ -69,9 +77,10 @@ def phase_spans(events: list[Event]) -> list[tuple[str, datetime, datetime]]:
         phase = tracker.phase_of(event)
         if phase is None or (current and current[0] == phase):
             continue
+        began = started_at(event)
         if current:
-            spans.append((current[0], current[1], event.at))
-        current = (phase, event.at)
+            spans.append((current[0], current[1], began))
+        current = (phase, began)
     if current and events:
         spans.append((current[0], current[1], events[-1].at))
     return [span for span in spans if span[0] != "done"]

@@ -121,8 +121,14 @@ def _decisions(record: RunRecord, axes: list[Axes], seconds: object) -> None:
     for event in record.events:
         if event.kind not in MARKS:
             continue
-        x = seconds(event.at)  # type: ignore[operator]
+        # A switch or rollback is noted when its apply returns; traffic may move any time
+        # during it (locally, HAProxy first): the apply is drawn as a band, the mark at its start.
+        end = seconds(event.at)  # type: ignore[operator]
+        took = event.evidence.get("apply_s" if event.kind == "switch" else "seconds")
+        x = end - float(took) if isinstance(took, int | float) and event.kind in ("switch", "rollback") else end
         for ax in axes:
+            if end - x > 0.05:
+                ax.axvspan(x, end, color=MARKS[event.kind], alpha=0.12, linewidth=0, zorder=1)
             ax.axvline(x, color=MARKS[event.kind], linestyle="--", linewidth=1, zorder=3)
         reason = event.evidence.get("reason") or event.message
         label = axes[1].annotate(
