@@ -105,23 +105,20 @@ def refuse_versions_behind(
     )
 
 
-def check_versions_against_database(
-    database_url: str, blue_version: str, green_version: str, directory: Path | str
-) -> None:
-    """Raise :class:`StackBehindDatabaseError` if the database is past what these versions can run with."""
-    migrations = load_migrations(directory)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        refuse_versions_behind(migrations, applied_checksums(conn), blue_version, green_version)
-
-
 def apply_migrations(
     database_url: str,
     blue_version: str,
     green_version: str,
     directory: Path | str,
     progress: Callable[[str], None] = lambda _msg: None,
+    starting: tuple[str, str] | None = None,
 ) -> MigrationReport:
-    """Apply what is pending and allowed; raise :class:`MigrationError` on a tampered history."""
+    """Apply what is pending and allowed; raise :class:`MigrationError` on a tampered history.
+
+    ``starting``: the (blue, green) versions about to be started, when they differ from
+    what runs now; refused (:class:`StackBehindDatabaseError`) like the running ones if
+    the database is already past them.
+    """
     migrations = load_migrations(directory)
     report = MigrationReport()
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -129,7 +126,8 @@ def apply_migrations(
         try:
             applied = applied_checksums(conn)
             verify_history(migrations, applied)
-            refuse_versions_behind(migrations, applied, blue_version, green_version)
+            for blue, green in filter(None, (starting, (blue_version, green_version))):
+                refuse_versions_behind(migrations, applied, blue, green)
             for index, migration in enumerate(migrations):
                 if migration.name in applied:
                     report.already_applied.append(migration.name)

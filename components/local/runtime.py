@@ -42,7 +42,6 @@ from components.local.supervisor import annotate_status, record_applied, stop_su
 from components.migration_runner import (
     StackBehindDatabaseError,
     apply_migrations,
-    check_versions_against_database,
 )
 from components.migrations import MigrationError
 
@@ -469,12 +468,6 @@ class LocalEnvironment:
         if directory is None or not directory.is_dir():
             return []
 
-        if before_apps:
-            # What the apps are about to run, before any of them changes (the check below uses
-            # what runs now, which a restored old stack file has not reached yet).
-            check_versions_against_database(
-                self.database_url(), self.config.blue_version, self.config.green_version, directory
-            )
         versions = {}
         for color in COLORS:
             running = self.apps[color].running_version()
@@ -483,7 +476,10 @@ class LocalEnvironment:
             versions[color] = running if before_apps and running else wanted
         # The first pass holding a contract back is expected; say so only once, after the apps.
         progress = (lambda msg: None if msg.startswith("holding back") else self.progress(msg)) if before_apps else None
+        # Before the apps change they still run their old versions; what they are about to run
+        # (a restored old stack file, say) must not be behind the database either.
+        starting = (self.config.blue_version, self.config.green_version) if before_apps else None
         report = apply_migrations(
-            self.database_url(), versions["blue"], versions["green"], directory, progress or self.progress
+            self.database_url(), versions["blue"], versions["green"], directory, progress or self.progress, starting
         )
         return report.applied

@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from components.local.runtime import LocalEnvironment
-from components.migration_runner import StackBehindDatabaseError, apply_migrations, check_versions_against_database
+from components.migration_runner import StackBehindDatabaseError, apply_migrations
 from components.migrations import MigrationError
 from scripts.migrate import main
 from tests.local.sandbox import REPO, scratch_project
@@ -137,8 +137,8 @@ def test_versions_behind_an_applied_contract_step_are_refused_before_anything(da
     with pytest.raises(
         StackBehindDatabaseError, match=r"applied 004_drop_total_cents\.sql .* releases >= 2\.0\.0"
     ) as e:
-        check_versions_against_database(database_url, "1.0.0", "1.0.0", EXAMPLE_MIGRATIONS)
+        apply_migrations(database_url, "2.0.0", "2.0.0", EXAMPLE_MIGRATIONS, starting=("1.0.0", "1.0.0"))
     assert "Set blue_version and green_version to 2.0.0 or later" in str(e.value)
     with pytest.raises(StackBehindDatabaseError):
         apply_migrations(database_url, "2.0.0", "1.0.0", EXAMPLE_MIGRATIONS)
-    check_versions_against_database(database_url, "2.0.0", "2.1.0", EXAMPLE_MIGRATIONS)  # at or past: fine
+    apply_migrations(database_url, "2.0.0", "2.0.0", EXAMPLE_MIGRATIONS, starting=("2.0.0", "2.1.0"))  # at or past
